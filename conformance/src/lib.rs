@@ -1,0 +1,1 @@
+//! STOMP conformance suite (being written).

@@ -1,0 +1,1 @@
+//! Examples for Stompede; see the `examples/` folder.
