@@ -1,0 +1,1 @@
+//! Stompede broker (being written).
