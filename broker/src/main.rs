@@ -1,1 +1,143 @@
-fn main() {}
+//! The `stompede` command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use stompede::config::{Config, LogFormat};
+use stompede::{Broker, DEFAULT_CONFIG_TOML};
+
+/// A fast, safe STOMP broker over TCP and WebSocket.
+#[derive(Debug, Parser)]
+#[command(name = "stompede", version, about)]
+struct Cli {
+    /// TOML configuration file (see `stompede config default`).
+    #[arg(long, short, env = "STOMPEDE_CONFIG")]
+    config: Option<PathBuf>,
+    /// STOMP-over-TCP listen address; "" disables the listener.
+    #[arg(long, env = "STOMPEDE_TCP_LISTEN")]
+    tcp_listen: Option<String>,
+    /// STOMP-over-WebSocket listen address; "" disables the listener.
+    #[arg(long, env = "STOMPEDE_WS_LISTEN")]
+    ws_listen: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "STOMPEDE_LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Log filter, e.g. `info` or `stompede=debug`.
+    #[arg(long, env = "STOMPEDE_LOG")]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Print the commented default configuration.
+    Default,
+    /// Check a configuration file and print the effective settings.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Config {
+            action: ConfigAction::Default,
+        }) => {
+            print!("{DEFAULT_CONFIG_TOML}");
+            return Ok(());
+        }
+        Some(Command::Config {
+            action: ConfigAction::Check { file },
+        }) => {
+            let config = Config::from_file(file)?;
+            println!("{config:#?}");
+            return Ok(());
+        }
+        None => {}
+    }
+    let config = effective_config(&cli)?;
+    init_logging(&config);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(async move {
+            Broker::builder()
+                .config(config)
+                .build()
+                .run(shutdown_signal())
+                .await
+                .context("broker failed")
+        })
+}
+
+/// The config file (if any) with command-line and environment overrides.
+fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(addr) = &cli.tcp_listen {
+        config.listeners.tcp = addr.clone();
+    }
+    if let Some(addr) = &cli.ws_listen {
+        config.listeners.websocket = addr.clone();
+    }
+    if let Some(format) = &cli.log_format {
+        config.log.format = match format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => anyhow::bail!("unknown log format '{other}' (text or json)"),
+        };
+    }
+    if let Some(level) = &cli.log_level {
+        config.log.level = level.clone();
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,267 @@
+//! The broker: builder, listeners, and the state every session shares.
+
+use crate::auth::{AllowAll, Authenticator};
+use crate::client::LocalClient;
+use crate::config::Config;
+use crate::router::Router;
+use crate::session;
+use crate::stats::Stats;
+use crate::transport::{tcp::StreamTransport, ws};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// State shared by every session and listener.
+pub(crate) struct Shared {
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub stats: Arc<Stats>,
+    pub auth: Arc<dyn Authenticator>,
+    /// Cancelled when the broker begins to shut down.
+    pub shutdown: CancellationToken,
+    connections: Arc<Semaphore>,
+    next_session: AtomicU64,
+    next_consumer: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn next_consumer_id(&self) -> u64 {
+        self.next_consumer.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl Config {
+    /// The shutdown grace period as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown.grace_ms)
+    }
+}
+
+/// Configures a [`Broker`].
+pub struct BrokerBuilder {
+    config: Config,
+    auth: Arc<dyn Authenticator>,
+}
+
+impl BrokerBuilder {
+    /// Uses `config` (defaults otherwise).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the STOMP-over-TCP listen address (`None` disables it).
+    pub fn tcp(mut self, addr: Option<&str>) -> Self {
+        self.config.listeners.tcp = addr.unwrap_or_default().to_owned();
+        self
+    }
+
+    /// Sets the STOMP-over-WebSocket listen address (`None` disables it).
+    pub fn websocket(mut self, addr: Option<&str>) -> Self {
+        self.config.listeners.websocket = addr.unwrap_or_default().to_owned();
+        self
+    }
+
+    /// Uses `auth` to accept or refuse CONNECTs.
+    pub fn authenticator(mut self, auth: impl Authenticator) -> Self {
+        self.auth = Arc::new(auth);
+        self
+    }
+
+    /// Builds the broker; nothing is bound until [`Broker::start`].
+    pub fn build(self) -> Broker {
+        let stats = Arc::new(Stats::default());
+        let config = Arc::new(self.config);
+        Broker {
+            shared: Arc::new(Shared {
+                router: Router::new(Arc::clone(&config), Arc::clone(&stats)),
+                connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+                config,
+                stats,
+                auth: self.auth,
+                shutdown: CancellationToken::new(),
+                next_session: AtomicU64::new(1),
+                next_consumer: AtomicU64::new(1),
+            }),
+        }
+    }
+}
+
+/// A STOMP broker. Build it with [`Broker::builder`], then either
+/// [`Broker::run`] it until a shutdown signal or [`Broker::start`] it and
+/// keep the [`BrokerHandle`].
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+impl Broker {
+    /// A builder with the default configuration and [`AllowAll`]
+    /// authentication.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder {
+            config: Config::default(),
+            auth: Arc::new(AllowAll),
+        }
+    }
+
+    /// Binds the configured listeners and starts accepting connections.
+    pub async fn start(self) -> io::Result<BrokerHandle> {
+        let shared = self.shared;
+        let tracker = TaskTracker::new();
+        let mut tcp_addr = None;
+        let mut ws_addr = None;
+        let listeners = &shared.config.listeners;
+        if !listeners.tcp.is_empty() {
+            let listener = bind(&listeners.tcp, "tcp").await?;
+            tcp_addr = Some(listener.local_addr()?);
+            tracker.spawn(accept_loop(Arc::clone(&shared), listener, tracker.clone(), Kind::Tcp));
+        }
+        if !listeners.websocket.is_empty() {
+            let listener = bind(&listeners.websocket, "websocket").await?;
+            ws_addr = Some(listener.local_addr()?);
+            tracker.spawn(accept_loop(
+                Arc::clone(&shared),
+                listener,
+                tracker.clone(),
+                Kind::WebSocket,
+            ));
+        }
+        tracing::info!(tcp = ?tcp_addr, websocket = ?ws_addr, "stompede is listening");
+        Ok(BrokerHandle {
+            shared,
+            tracker,
+            tcp_addr,
+            ws_addr,
+        })
+    }
+
+    /// Starts, runs until `shutdown` completes, then shuts down gracefully.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let handle = self.start().await?;
+        shutdown.await;
+        handle.shutdown().await;
+        Ok(())
+    }
+}
+
+async fn bind(addr: &str, what: &str) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen for {what} on {addr}: {e}")))
+}
+
+/// A running broker.
+pub struct BrokerHandle {
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    tcp_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
+}
+
+impl BrokerHandle {
+    /// The bound STOMP-over-TCP address, if that listener is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The bound WebSocket address, if that listener is on.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
+    }
+
+    /// The broker's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// An in-process client: a full STOMP session over a memory pipe, no
+    /// socket involved.
+    pub async fn client(&self, login: Option<&str>) -> io::Result<LocalClient> {
+        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        self.tracker.spawn(session::run(
+            Arc::clone(&self.shared),
+            StreamTransport::new(theirs),
+            None,
+        ));
+        LocalClient::connect(ours, login).await
+    }
+
+    /// Stops accepting, lets sessions flush and close within the grace
+    /// period, then aborts what is left.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.shared.shutdown.cancel();
+        self.tracker.close();
+        let grace = self.shared.config.shutdown_grace();
+        if tokio::time::timeout(grace + Duration::from_millis(500), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("sessions still open after the grace period; exiting anyway");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Tcp,
+    WebSocket,
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tracker: TaskTracker, kind: Kind) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        shared.stats.connections_accepted.inc();
+        let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
+            shared.stats.connections_refused.inc();
+            tracing::warn!(%peer, "connection refused: max_connections reached");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        tracker.spawn(async move {
+            serve(shared, stream, peer, kind, permit).await;
+        });
+    }
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: Kind,
+    _permit: OwnedSemaphorePermit,
+) {
+    shared.stats.connections_open.add(1);
+    match kind {
+        Kind::Tcp => session::run(Arc::clone(&shared), StreamTransport::new(stream), Some(peer)).await,
+        Kind::WebSocket => match ws::accept(&shared, stream).await {
+            Ok(transport) => session::run(Arc::clone(&shared), transport, Some(peer)).await,
+            Err(e) => tracing::debug!(%peer, error = %e, "WebSocket handshake failed"),
+        },
+    }
+    shared.stats.connections_open.sub(1);
+}

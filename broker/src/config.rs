@@ -1,0 +1,359 @@
+//! Broker configuration: a TOML file, overridden by the command line.
+//!
+//! Every field has a default; [`DEFAULT_CONFIG_TOML`] is the commented
+//! default file that `stompede config default` prints.
+
+use serde::Deserialize;
+use std::time::Duration;
+use stompede_codec::Limits;
+
+/// The commented default configuration, exactly as the broker reads it.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
+
+/// The whole broker configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listener addresses.
+    pub listeners: ListenersConfig,
+    /// WebSocket transport options.
+    pub websocket: WebSocketConfig,
+    /// Size and count limits.
+    pub limits: LimitsConfig,
+    /// Heart-beat negotiation.
+    pub heartbeat: HeartbeatConfig,
+    /// Outbound delivery and slow consumers.
+    pub delivery: DeliveryConfig,
+    /// Queue behaviour.
+    pub queues: QueuesConfig,
+    /// Destination routing.
+    pub routing: RoutingConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: ListenersConfig::default(),
+            websocket: WebSocketConfig::default(),
+            limits: LimitsConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
+            delivery: DeliveryConfig::default(),
+            queues: QueuesConfig::default(),
+            routing: RoutingConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document; missing keys take their defaults.
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// The codec limits this configuration asks for.
+    pub fn codec_limits(&self) -> Limits {
+        let l = &self.limits;
+        Limits {
+            max_frame_bytes: l.max_frame_bytes,
+            max_body_bytes: l.max_body_bytes,
+            max_headers: l.max_headers,
+            max_header_line_bytes: l.max_header_line_bytes,
+            ..Limits::default()
+        }
+    }
+}
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parse error.
+        source: toml::de::Error,
+    },
+}
+
+/// Where the broker listens. An empty address disables a listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenersConfig {
+    /// STOMP over TCP.
+    pub tcp: String,
+    /// STOMP over WebSocket.
+    pub websocket: String,
+    /// The WebSocket upgrade path.
+    pub websocket_path: String,
+}
+
+impl Default for ListenersConfig {
+    fn default() -> Self {
+        ListenersConfig {
+            tcp: "127.0.0.1:61613".into(),
+            websocket: "127.0.0.1:15674".into(),
+            websocket_path: "/ws".into(),
+        }
+    }
+}
+
+/// WebSocket transport options.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// Refuse clients that offer no STOMP subprotocol.
+    pub require_subprotocol: bool,
+    /// Send all frames as binary messages.
+    pub binary_frames: bool,
+    /// Largest accepted WebSocket message.
+    pub max_message_bytes: usize,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            require_subprotocol: false,
+            binary_frames: false,
+            max_message_bytes: 16 * 1024 * 1024 + 64 * 1024,
+        }
+    }
+}
+
+/// Size and count limits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open connections across all listeners.
+    pub max_connections: usize,
+    /// Whole frame size.
+    pub max_frame_bytes: usize,
+    /// Body size.
+    pub max_body_bytes: usize,
+    /// Header lines per frame.
+    pub max_headers: usize,
+    /// One header line's length.
+    pub max_header_line_bytes: usize,
+    /// Subscriptions per connection.
+    pub max_subscriptions_per_connection: usize,
+    /// Time allowed between accepting a connection and its CONNECT.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let codec = Limits::default();
+        LimitsConfig {
+            max_connections: 100_000,
+            max_frame_bytes: codec.max_frame_bytes,
+            max_body_bytes: codec.max_body_bytes,
+            max_headers: codec.max_headers,
+            max_header_line_bytes: codec.max_header_line_bytes,
+            max_subscriptions_per_connection: 1024,
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The CONNECT timeout as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// Heart-beat negotiation.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    /// Smallest interval at which the broker sends heart-beats (0 = never).
+    pub send_ms: u64,
+    /// Interval at which the broker wants to hear from clients (0 = never).
+    pub receive_ms: u64,
+    /// Silence tolerated, as a multiple of the negotiated receive interval.
+    pub grace_factor: f64,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        HeartbeatConfig {
+            send_ms: 10_000,
+            receive_ms: 10_000,
+            grace_factor: 3.0,
+        }
+    }
+}
+
+/// What to do with a topic subscriber whose outbox is full.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlowConsumerPolicy {
+    /// Drop the subscriber's oldest pending topic message.
+    DropOldest,
+    /// Send an ERROR and close the subscriber's connection.
+    Disconnect,
+}
+
+/// Outbound delivery.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Pending deliveries per connection.
+    pub outbox_capacity: usize,
+    /// Slow topic subscriber policy.
+    pub slow_consumer: SlowConsumerPolicy,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            outbox_capacity: 8192,
+            slow_consumer: SlowConsumerPolicy::DropOldest,
+        }
+    }
+}
+
+/// What a full queue does with a new message.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueOverflowPolicy {
+    /// Refuse the new message.
+    Reject,
+    /// Discard the oldest ready message.
+    DropOldest,
+}
+
+/// Queue behaviour.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuesConfig {
+    /// Prefetch when SUBSCRIBE has no `prefetch-count`.
+    pub default_prefetch: u32,
+    /// Ready messages per queue.
+    pub max_length: usize,
+    /// Overflow policy.
+    pub overflow: QueueOverflowPolicy,
+}
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        QueuesConfig {
+            default_prefetch: 1000,
+            max_length: 100_000,
+            overflow: QueueOverflowPolicy::Reject,
+        }
+    }
+}
+
+/// How destinations with an unknown prefix are treated.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownPrefixPolicy {
+    /// Refuse with ERROR.
+    Error,
+    /// Treat as a topic.
+    Topic,
+    /// Treat as a queue.
+    Queue,
+}
+
+/// Destination routing.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Unknown-prefix policy.
+    pub unknown_prefix: UnknownPrefixPolicy,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            unknown_prefix: UnknownPrefixPolicy::Error,
+        }
+    }
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Grace period before open sessions are aborted.
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_ms: 5000 }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// A `tracing` filter directive.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_matches_default_struct() {
+        let parsed = Config::from_toml(DEFAULT_CONFIG_TOML).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(Config::from_toml("[limits]\nmax_conections = 3\n").is_err());
+    }
+}

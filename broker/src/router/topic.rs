@@ -1,0 +1,138 @@
+//! The topic table: exact subscriptions, wildcard subscriptions and a match
+//! cache. Read-mostly: publishers take a read lock and clone one `Arc` of
+//! the matching subscriber list, then fan out without any lock held.
+
+use super::wildcard::Pattern;
+use crate::session::outbox::{Delivery, Outbox, PushOutcome};
+use crate::message::Message;
+use bytestring::ByteString;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// Cached match lists beyond this many destinations are forgotten at once
+/// (bounded memory; rebuilt lazily).
+const MATCH_CACHE_CAPACITY: usize = 65_536;
+
+/// One subscription to a topic-like destination.
+#[derive(Debug)]
+pub(crate) struct TopicSubscriber {
+    /// The subscribing session.
+    pub session_id: u64,
+    /// The SUBSCRIBE id.
+    pub subscription: ByteString,
+    /// Where deliveries go.
+    pub outbox: Arc<Outbox>,
+}
+
+type SubscriberList = Arc<[Arc<TopicSubscriber>]>;
+
+#[derive(Debug, Default)]
+struct Inner {
+    exact: HashMap<ByteString, Vec<Arc<TopicSubscriber>>>,
+    patterns: Vec<(Pattern, ByteString, Arc<TopicSubscriber>)>,
+    cache: HashMap<ByteString, SubscriberList>,
+}
+
+/// Topic, user and reply destinations and their subscribers.
+#[derive(Debug, Default)]
+pub(crate) struct TopicTable {
+    // std RwLock: never held across an `.await`.
+    inner: RwLock<Inner>,
+}
+
+impl TopicTable {
+    /// Adds a subscription to `key` (an exact destination or a pattern).
+    pub(crate) fn subscribe(&self, key: ByteString, subscriber: Arc<TopicSubscriber>) {
+        let mut inner = write(&self.inner);
+        match Pattern::parse(&key) {
+            Some(pattern) => {
+                inner.patterns.push((pattern, key, subscriber));
+                inner.cache.clear();
+            }
+            None => {
+                inner.cache.remove(&key);
+                inner.exact.entry(key).or_default().push(subscriber);
+            }
+        }
+    }
+
+    /// Removes the subscription `subscription` of `session_id` to `key`.
+    pub(crate) fn unsubscribe(&self, key: &str, session_id: u64, subscription: &str) {
+        let same = |s: &Arc<TopicSubscriber>| {
+            s.session_id == session_id && s.subscription == subscription
+        };
+        let mut inner = write(&self.inner);
+        if let Some(list) = inner.exact.get_mut(key) {
+            list.retain(|s| !same(s));
+            if list.is_empty() {
+                inner.exact.remove(key);
+            }
+            inner.cache.remove(key);
+        } else {
+            let before = inner.patterns.len();
+            inner.patterns.retain(|(_, k, s)| !(k == key && same(s)));
+            if inner.patterns.len() != before {
+                inner.cache.clear();
+            }
+        }
+    }
+
+    /// Delivers `message` to every subscriber of `key`. Returns how many
+    /// deliveries were queued.
+    pub(crate) fn publish(&self, key: &ByteString, message: &Arc<Message>) -> usize {
+        let subscribers = self.matching(key);
+        let mut delivered = 0;
+        for subscriber in subscribers.iter() {
+            let outcome = subscriber.outbox.push_topic(Delivery {
+                subscription: subscriber.subscription.clone(),
+                message: Arc::clone(message),
+                queue: None,
+                redelivered: false,
+            });
+            if outcome != PushOutcome::Closed {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    /// The subscribers that receive messages sent to `key`.
+    fn matching(&self, key: &ByteString) -> SubscriberList {
+        {
+            let inner = read(&self.inner);
+            if let Some(hit) = inner.cache.get(key) {
+                return Arc::clone(hit);
+            }
+        }
+        let mut inner = write(&self.inner);
+        let mut list: Vec<Arc<TopicSubscriber>> =
+            inner.exact.get(key).cloned().unwrap_or_default();
+        list.extend(
+            inner
+                .patterns
+                .iter()
+                .filter(|(p, _, _)| p.matches(key))
+                .map(|(_, _, s)| Arc::clone(s)),
+        );
+        let list: SubscriberList = list.into();
+        if inner.cache.len() >= MATCH_CACHE_CAPACITY {
+            inner.cache.clear();
+        }
+        inner.cache.insert(key.clone(), Arc::clone(&list));
+        list
+    }
+
+    /// Number of distinct exact destinations with subscribers.
+    #[cfg(test)]
+    pub(crate) fn destinations(&self) -> usize {
+        read(&self.inner).exact.len()
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,496 @@
+//! What the session does with each client frame.
+
+use super::subscription::{AckMode, Source, Subscription};
+use super::{HeartBeat, Session, State, TxOp};
+use crate::auth::ConnectRequest;
+use crate::message::Message;
+use crate::router::queue::{ConsumerSpec, QueueCommand};
+use crate::router::topic::TopicSubscriber;
+use crate::router::Route;
+use crate::transport::Transport;
+use bytestring::ByteString;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use stompede_codec::{encode_frame, Command, Frame, Version};
+
+/// A refusal of one frame: ERROR, then close.
+struct Refusal {
+    message: String,
+    detail: String,
+}
+
+fn refuse(message: impl Into<String>) -> Refusal {
+    Refusal {
+        message: message.into(),
+        detail: String::new(),
+    }
+}
+
+type Handled = Result<(), Refusal>;
+
+impl<T: Transport> Session<T> {
+    /// Handles one decoded frame.
+    pub(super) async fn handle(&mut self, frame: Frame) {
+        let command = frame.command;
+        let receipt = frame.headers.get_shared("receipt").cloned();
+        let result = match (self.state, command) {
+            (State::AwaitConnect, Command::Connect | Command::Stomp) => self.on_connect(&frame),
+            (State::AwaitConnect, other) => Err(refuse(format!(
+                "expected CONNECT or STOMP, got {other}"
+            ))),
+            (_, Command::Connect | Command::Stomp) => Err(refuse("already connected")),
+            (_, Command::Send) => self.on_send(frame, true).await,
+            (_, Command::Subscribe) => self.on_subscribe(&frame).await,
+            (_, Command::Unsubscribe) => self.on_unsubscribe(&frame),
+            (_, Command::Ack) => self.in_transaction_or(&frame, Self::on_ack),
+            (_, Command::Nack) => self.in_transaction_or(&frame, Self::on_nack),
+            (_, Command::Begin) => self.on_begin(&frame),
+            (_, Command::Commit) => self.on_commit(&frame).await,
+            (_, Command::Abort) => self.on_abort(&frame),
+            (_, Command::Disconnect) => {
+                // The RECEIPT (below) is written before the close.
+                self.state = State::Closing;
+                Ok(())
+            }
+            (_, server_only) => Err(refuse(format!(
+                "{server_only} is a server frame; clients may not send it"
+            ))),
+        };
+        match (result, receipt) {
+            // SEND writes its own receipt (possibly after a queue confirms).
+            (Ok(()), Some(id)) if command != Command::Send => self.write_receipt_id(&id),
+            (Ok(()), _) => {}
+            (Err(r), receipt) => self.fail(&r.message, &r.detail, receipt.as_deref()),
+        }
+    }
+
+    fn on_connect(&mut self, frame: &Frame) -> Handled {
+        let version = negotiate_version(frame.get("accept-version")).ok_or_else(|| Refusal {
+            message: "unsupported STOMP version".into(),
+            detail: format!(
+                "This broker speaks STOMP 1.0, 1.1 and 1.2; the client accepts {}.",
+                frame.get("accept-version").unwrap_or("")
+            ),
+        })?;
+        self.version = version;
+        let (client_send, client_receive) = match frame.get("heart-beat") {
+            Some(hb) if version != Version::V1_0 => parse_heartbeat(hb)
+                .ok_or_else(|| refuse(format!("invalid heart-beat header '{hb}'")))?,
+            _ => (0, 0),
+        };
+        let principal = self
+            .shared
+            .auth
+            .authenticate(&ConnectRequest {
+                login: frame.get("login"),
+                passcode: frame.get("passcode"),
+                headers: &frame.headers,
+                peer: self.peer,
+            })
+            .map_err(|e| refuse(format!("authentication failed: {e}")))?;
+        self.user = principal.user;
+
+        let hb = &self.shared.config.heartbeat;
+        let (server_send, server_receive) = if version == Version::V1_0 {
+            (0, 0)
+        } else {
+            (hb.send_ms, hb.receive_ms)
+        };
+        self.heartbeat = HeartBeat {
+            send_every: interval(server_send, client_receive),
+            silence_limit: interval(client_send, server_receive)
+                .map(|d| d.mul_f64(hb.grace_factor.max(1.0))),
+        };
+        self.codec.set_version(version);
+
+        let mut connected = Frame::new(Command::Connected)
+            .header("version", version.as_str())
+            .header("server", concat!("stompede/", env!("CARGO_PKG_VERSION")))
+            .header("session", format!("session-{}", self.id))
+            .header("heart-beat", format!("{server_send},{server_receive}"));
+        if let Some(user) = &self.user {
+            connected = connected.header("user-name", user.clone());
+        }
+        encode_frame(&connected, version, &mut self.out.bytes);
+        self.out.end_frame();
+        self.state = State::Connected;
+        tracing::debug!(%version, user = ?self.user, "connected");
+        Ok(())
+    }
+
+    /// SEND: route now, or keep for COMMIT when it names a transaction.
+    async fn on_send(&mut self, frame: Frame, allow_transaction: bool) -> Handled {
+        if allow_transaction {
+            if let Some(tx) = frame.get("transaction") {
+                let ops = self
+                    .transactions
+                    .get_mut(tx)
+                    .ok_or_else(|| refuse(format!("unknown transaction '{tx}'")))?;
+                ops.push(TxOp::Send(frame.clone()));
+                self.write_receipt(&frame);
+                return Ok(());
+            }
+        }
+        let destination = required(&frame, "destination")?;
+        let mut message = Message::from_send(destination.clone(), &frame.headers, frame.body.clone());
+        self.rewrite_reply_to(&mut message)?;
+        let published = self.publish(destination, message).await;
+        match published {
+            Ok(()) => {
+                self.shared.stats.messages_published.inc();
+                self.write_receipt(&frame);
+                Ok(())
+            }
+            Err(r) => Err(r),
+        }
+    }
+
+    async fn publish(&mut self, destination: ByteString, message: Message) -> Handled {
+        let route = self.shared.router.route(&destination).map_err(|e| refuse(e.to_string()))?;
+        match route {
+            Route::Topic | Route::ReplyQueue => {
+                self.shared.router.topics.publish(&destination, &Arc::new(message));
+            }
+            Route::TempQueue(name) => {
+                let key = self.temp_queue_key(name);
+                let message = message.with_destination(key.clone());
+                self.shared.router.topics.publish(&key, &Arc::new(message));
+            }
+            Route::User(rest) => {
+                let Some((user, tail)) = rest.split_once('/') else {
+                    return Err(refuse(format!(
+                        "user destinations are /user/{{login}}/{{destination}}; got '{destination}'"
+                    )));
+                };
+                let key = ByteString::from(format!("/user/{user}/{tail}"));
+                let message = message.with_destination(ByteString::from(format!("/user/{tail}")));
+                self.shared.router.topics.publish(&key, &Arc::new(message));
+            }
+            Route::Queue => {
+                let queue = self.shared.router.queue(&destination);
+                queue
+                    .publish_confirmed(Arc::new(message))
+                    .await
+                    .map_err(|e| refuse(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A `reply-to: /temp-queue/x` becomes the address of this session's
+    /// private reply queue, which the session then listens on.
+    fn rewrite_reply_to(&mut self, message: &mut Message) -> Handled {
+        let Some(reply_to) = message.headers.get("reply-to") else {
+            return Ok(());
+        };
+        let Some(name) = reply_to.strip_prefix("/temp-queue/") else {
+            return Ok(());
+        };
+        if name.is_empty() {
+            return Err(refuse("reply-to /temp-queue/ needs a name"));
+        }
+        let name = ByteString::from(name.to_owned());
+        let key = self.temp_queue_key(&name);
+        let implicit_id = ByteString::from(format!("/temp-queue/{name}"));
+        if !self.temp_queues.contains_key(&name) {
+            self.temp_queues.insert(name.clone(), key.clone());
+            if !self.subscriptions.contains_key(&implicit_id) {
+                self.add_topic_subscription(implicit_id, key.clone(), AckMode::Auto);
+            }
+        }
+        message.headers.set("reply-to", key);
+        Ok(())
+    }
+
+    fn temp_queue_key(&self, name: &str) -> ByteString {
+        ByteString::from(format!("/reply-queue/s{}.{name}", self.id))
+    }
+
+    fn add_topic_subscription(&mut self, id: ByteString, key: ByteString, ack: AckMode) {
+        self.shared.router.topics.subscribe(
+            key.clone(),
+            Arc::new(TopicSubscriber {
+                session_id: self.id,
+                subscription: id.clone(),
+                outbox: Arc::clone(&self.outbox),
+            }),
+        );
+        self.subscriptions.insert(
+            id,
+            Subscription {
+                ack,
+                source: Source::Topic { key },
+                unacked: BTreeMap::new(),
+            },
+        );
+    }
+
+    async fn on_subscribe(&mut self, frame: &Frame) -> Handled {
+        let destination = required(frame, "destination")?;
+        let id = match frame.headers.get_shared("id") {
+            Some(id) => id.clone(),
+            None if self.version == Version::V1_0 => destination.clone(),
+            None => return Err(refuse("SUBSCRIBE requires an id header")),
+        };
+        if self.subscriptions.contains_key(&id) {
+            return Err(refuse(format!("subscription id '{id}' is already in use")));
+        }
+        let limit = self.shared.config.limits.max_subscriptions_per_connection;
+        if self.subscriptions.len() >= limit {
+            return Err(refuse(format!("too many subscriptions (limit {limit})")));
+        }
+        let ack = AckMode::parse(frame.get("ack")).ok_or_else(|| {
+            refuse(format!(
+                "invalid ack mode '{}' (auto, client or client-individual)",
+                frame.get("ack").unwrap_or("")
+            ))
+        })?;
+        let route = self.shared.router.route(&destination).map_err(|e| refuse(e.to_string()))?;
+        match route {
+            Route::Topic => {
+                self.add_topic_subscription(id, destination, ack);
+            }
+            Route::TempQueue(name) => {
+                let name = ByteString::from(name.to_owned());
+                let key = self.temp_queue_key(&name);
+                // An explicit subscription replaces the implicit one.
+                let implicit = ByteString::from(format!("/temp-queue/{name}"));
+                if implicit != id {
+                    if let Some(old) = self.subscriptions.remove(&implicit) {
+                        if let Source::Topic { key } = old.source {
+                            self.shared.router.topics.unsubscribe(&key, self.id, &implicit);
+                        }
+                    }
+                }
+                self.temp_queues.insert(name, key.clone());
+                self.add_topic_subscription(id, key, ack);
+            }
+            Route::ReplyQueue => {
+                return Err(refuse(
+                    "reply queues are private; subscribe to your own /temp-queue/ instead",
+                ))
+            }
+            Route::User(rest) => {
+                let user = self.user.clone().ok_or_else(|| {
+                    refuse("/user/ destinations need a login (CONNECT login header)")
+                })?;
+                let key = ByteString::from(format!("/user/{user}/{rest}"));
+                self.add_topic_subscription(id, key, ack);
+            }
+            Route::Queue => {
+                let prefetch = match frame.get("prefetch-count") {
+                    None => self.shared.config.queues.default_prefetch,
+                    Some(v) => v
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| refuse(format!("invalid prefetch-count '{v}'")))?,
+                };
+                let queue = self.shared.router.queue(&destination);
+                let consumer = self.shared.next_consumer_id();
+                queue
+                    .send(QueueCommand::Subscribe(ConsumerSpec {
+                        id: consumer,
+                        subscription: id.clone(),
+                        outbox: Arc::clone(&self.outbox),
+                        prefetch,
+                    }))
+                    .await
+                    .map_err(|e| refuse(e.to_string()))?;
+                self.subscriptions.insert(
+                    id,
+                    Subscription {
+                        ack,
+                        source: Source::Queue { queue, consumer },
+                        unacked: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, frame: &Frame) -> Handled {
+        let id = match (frame.headers.get_shared("id"), self.version) {
+            (Some(id), _) => id.clone(),
+            (None, Version::V1_0) => required(frame, "destination")?,
+            (None, _) => return Err(refuse("UNSUBSCRIBE requires an id header")),
+        };
+        // Unknown ids are tolerated: UNSUBSCRIBE is idempotent.
+        if let Some(sub) = self.subscriptions.remove(&id) {
+            self.ack_owner.retain(|_, owner| *owner != id);
+            match sub.source {
+                Source::Topic { key } => self.shared.router.topics.unsubscribe(&key, self.id, &id),
+                Source::Queue { queue, consumer } => {
+                    queue.send_now(QueueCommand::Unsubscribe { consumer })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn in_transaction_or(&mut self, frame: &Frame, now: fn(&mut Self, &Frame) -> Handled) -> Handled {
+        if let Some(tx) = frame.get("transaction") {
+            let ops = self
+                .transactions
+                .get_mut(tx)
+                .ok_or_else(|| refuse(format!("unknown transaction '{tx}'")))?;
+            ops.push(match frame.command {
+                Command::Nack => TxOp::Nack(frame.clone()),
+                _ => TxOp::Ack(frame.clone()),
+            });
+            return Ok(());
+        }
+        now(self, frame)
+    }
+
+    fn on_ack(&mut self, frame: &Frame) -> Handled {
+        self.settle(frame, false)
+    }
+
+    fn on_nack(&mut self, frame: &Frame) -> Handled {
+        if self.version == Version::V1_0 {
+            return Err(refuse("NACK does not exist in STOMP 1.0"));
+        }
+        self.settle(frame, true)
+    }
+
+    /// ACK or NACK: finds the deliveries the frame names (per version) and
+    /// tells their queue.
+    fn settle(&mut self, frame: &Frame, nack: bool) -> Handled {
+        let found = match self.version {
+            Version::V1_2 => {
+                let id = required(frame, "id")?;
+                match id.parse::<u64>() {
+                    Ok(ack_id) => self.ack_owner.get(&ack_id).cloned().map(|s| (s, ack_id)),
+                    Err(_) => return Err(refuse(format!("unknown ack id '{id}'"))),
+                }
+            }
+            Version::V1_1 => {
+                let message_id = required(frame, "message-id")?;
+                let sub_id = required(frame, "subscription")?;
+                self.subscriptions
+                    .get(&sub_id)
+                    .and_then(|s| s.ack_id_of(&message_id))
+                    .map(|ack_id| (sub_id, ack_id))
+            }
+            Version::V1_0 => {
+                let message_id = required(frame, "message-id")?;
+                self.subscriptions
+                    .iter()
+                    .find_map(|(id, s)| s.ack_id_of(&message_id).map(|a| (id.clone(), a)))
+            }
+        };
+        // Topic deliveries and repeated ACKs have nothing left to settle.
+        let Some((sub_id, ack_id)) = found else {
+            return Ok(());
+        };
+        let Some(sub) = self.subscriptions.get_mut(&sub_id) else {
+            return Ok(());
+        };
+        let tags = sub.take_acked(ack_id);
+        let remaining: std::collections::HashSet<u64> = sub.unacked.keys().copied().collect();
+        if let Source::Queue { queue, consumer } = &sub.source {
+            let consumer = *consumer;
+            let command = if nack {
+                QueueCommand::Nack { consumer, tags }
+            } else {
+                QueueCommand::Ack { consumer, tags }
+            };
+            queue.send_now(command);
+        }
+        self.ack_owner
+            .retain(|id, owner| *owner != sub_id || remaining.contains(id));
+        Ok(())
+    }
+
+    fn on_begin(&mut self, frame: &Frame) -> Handled {
+        let tx = required(frame, "transaction")?;
+        if self.transactions.contains_key(&tx) {
+            return Err(refuse(format!("transaction '{tx}' has already begun")));
+        }
+        self.transactions.insert(tx, Vec::new());
+        Ok(())
+    }
+
+    async fn on_commit(&mut self, frame: &Frame) -> Handled {
+        let tx = required(frame, "transaction")?;
+        let ops = self
+            .transactions
+            .remove(&tx)
+            .ok_or_else(|| refuse(format!("unknown transaction '{tx}'")))?;
+        for op in ops {
+            match op {
+                TxOp::Send(mut send) => {
+                    // Receipts for SENDs inside a transaction were written
+                    // when they were accepted.
+                    send.headers.remove("receipt");
+                    self.on_send(send, false).await?
+                }
+                TxOp::Ack(ack) => self.on_ack(&ack)?,
+                TxOp::Nack(nack) => self.on_nack(&nack)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn on_abort(&mut self, frame: &Frame) -> Handled {
+        let tx = required(frame, "transaction")?;
+        self.transactions
+            .remove(&tx)
+            .map(|_| ())
+            .ok_or_else(|| refuse(format!("unknown transaction '{tx}'")))
+    }
+}
+
+/// The value of a header the frame must carry.
+fn required(frame: &Frame, name: &str) -> Result<ByteString, Refusal> {
+    frame
+        .headers
+        .get_shared(name)
+        .cloned()
+        .ok_or_else(|| refuse(format!("{} requires a {name} header", frame.command)))
+}
+
+/// The highest version both sides speak; no header means 1.0.
+fn negotiate_version(accept: Option<&str>) -> Option<Version> {
+    match accept {
+        None => Some(Version::V1_0),
+        Some(list) => list.split(',').filter_map(Version::parse).max(),
+    }
+}
+
+/// `heart-beat: cx,cy` → (cx, cy) in milliseconds.
+fn parse_heartbeat(value: &str) -> Option<(u64, u64)> {
+    let (a, b) = value.split_once(',')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// The negotiated interval: none if either side said 0, else the larger.
+fn interval(ours: u64, theirs: u64) -> Option<Duration> {
+    (ours > 0 && theirs > 0).then(|| Duration::from_millis(ours.max(theirs)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_negotiation_picks_the_highest_common() {
+        assert_eq!(negotiate_version(None), Some(Version::V1_0));
+        assert_eq!(negotiate_version(Some("1.0,1.1,1.2")), Some(Version::V1_2));
+        assert_eq!(negotiate_version(Some("1.1")), Some(Version::V1_1));
+        assert_eq!(negotiate_version(Some("1.1,2.0")), Some(Version::V1_1));
+        assert_eq!(negotiate_version(Some("2.0")), None);
+    }
+
+    #[test]
+    fn heartbeat_intervals() {
+        assert_eq!(parse_heartbeat("100, 200"), Some((100, 200)));
+        assert_eq!(parse_heartbeat("x,1"), None);
+        assert_eq!(interval(0, 5), None);
+        assert_eq!(interval(10, 5), Some(Duration::from_millis(10)));
+    }
+}

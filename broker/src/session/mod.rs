@@ -1,0 +1,356 @@
+//! One task per connection: the STOMP state machine.
+//!
+//! The session reads bytes from its [`Transport`], decodes frames, handles
+//! each, and writes what it owes (RECEIPTs, ERRORs, MESSAGEs) in one batch
+//! per loop turn. Deliveries reach it through its bounded [`Outbox`].
+
+mod commands;
+pub(crate) mod frames;
+pub(crate) mod outbox;
+mod subscription;
+
+use crate::broker::Shared;
+use crate::transport::{OutBuf, Transport};
+use bytes::BytesMut;
+use bytestring::ByteString;
+use outbox::{Outbound, Outbox};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use stompede_codec::{encode_frame, encode_heartbeat, Frame, Item, StompCodec, Version};
+use subscription::{AckMode, Source, Subscription, Unacked};
+use tokio::time::Instant;
+use tokio_util::codec::Decoder;
+use tracing::Instrument;
+
+/// Where the session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for CONNECT or STOMP.
+    AwaitConnect,
+    /// CONNECTED was sent.
+    Connected,
+    /// An ERROR or DISCONNECT ended the session; flush and close.
+    Closing,
+}
+
+/// An operation deferred to COMMIT.
+#[derive(Debug)]
+enum TxOp {
+    Send(Frame),
+    Ack(Frame),
+    Nack(Frame),
+}
+
+/// Heart-beat timing negotiated at CONNECT.
+#[derive(Debug, Clone, Copy, Default)]
+struct HeartBeat {
+    /// Send an EOL when nothing was written for this long.
+    send_every: Option<Duration>,
+    /// Close the connection after this much silence.
+    silence_limit: Option<Duration>,
+}
+
+/// Runs one connection to its end.
+pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, transport: T, peer: Option<SocketAddr>) {
+    let id = shared.next_session_id();
+    let span = tracing::info_span!("session", id, kind = transport.kind(), peer = ?peer);
+    let session = Session::new(id, shared, transport, peer);
+    session.run().instrument(span).await;
+}
+
+struct Session<T> {
+    id: u64,
+    shared: Arc<Shared>,
+    transport: T,
+    peer: Option<SocketAddr>,
+    codec: StompCodec,
+    read_buf: BytesMut,
+    out: OutBuf,
+    outbox: Arc<Outbox>,
+    pending: VecDeque<Outbound>,
+    state: State,
+    version: Version,
+    user: Option<ByteString>,
+    subscriptions: HashMap<ByteString, Subscription>,
+    /// Which subscription each outstanding ack id belongs to.
+    ack_owner: HashMap<u64, ByteString>,
+    next_ack_id: u64,
+    transactions: HashMap<ByteString, Vec<TxOp>>,
+    /// Temp queue name → its topic-table key (`/reply-queue/...`).
+    temp_queues: HashMap<ByteString, ByteString>,
+    heartbeat: HeartBeat,
+    last_read: Instant,
+    last_write: Instant,
+}
+
+impl<T: Transport> Session<T> {
+    fn new(id: u64, shared: Arc<Shared>, transport: T, peer: Option<SocketAddr>) -> Self {
+        let config = &shared.config;
+        let outbox = Arc::new(Outbox::new(
+            config.delivery.outbox_capacity,
+            config.delivery.slow_consumer,
+            Arc::clone(&shared.stats),
+        ));
+        let codec = StompCodec::new(config.codec_limits());
+        let now = Instant::now();
+        Session {
+            id,
+            shared,
+            transport,
+            peer,
+            codec,
+            read_buf: BytesMut::new(),
+            out: OutBuf::default(),
+            outbox,
+            pending: VecDeque::new(),
+            state: State::AwaitConnect,
+            version: Version::V1_2,
+            user: None,
+            subscriptions: HashMap::new(),
+            ack_owner: HashMap::new(),
+            next_ack_id: 1,
+            transactions: HashMap::new(),
+            temp_queues: HashMap::new(),
+            heartbeat: HeartBeat::default(),
+            last_read: now,
+            last_write: now,
+        }
+    }
+
+    async fn run(mut self) {
+        let connect_deadline = Instant::now() + self.shared.config.limits.connect_timeout();
+        let shutdown = self.shared.shutdown.clone();
+        let outbox = Arc::clone(&self.outbox);
+        loop {
+            let timer = self.next_timer(connect_deadline);
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    self.drain_outbox();
+                    self.state = State::Closing;
+                }
+                _ = outbox.ready() => self.drain_outbox(),
+                read = self.transport.read(&mut self.read_buf) => match read {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        self.last_read = Instant::now();
+                        self.decode_and_handle().await;
+                        // Deliveries our own frames produced (a SEND to a
+                        // topic we subscribe to) go out in the same write.
+                        self.drain_outbox();
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "read failed");
+                        break;
+                    }
+                },
+                _ = tokio::time::sleep_until(timer) => {
+                    if !self.on_timer(connect_deadline) {
+                        break;
+                    }
+                }
+            }
+            if !self.out.is_empty() {
+                if let Err(e) = self.flush().await {
+                    tracing::debug!(error = %e, "write failed");
+                    break;
+                }
+            }
+            if self.state == State::Closing {
+                self.transport.close().await;
+                break;
+            }
+        }
+        self.cleanup();
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let shutdown = self.shared.shutdown.clone();
+        let write = self.transport.write(&mut self.out);
+        // A peer that stops reading must not hold the session forever once
+        // the broker is shutting down.
+        tokio::select! {
+            r = write => r?,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(self.shared.config.shutdown_grace()).await;
+            } => return Err(std::io::Error::other("shutdown grace expired")),
+        }
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    /// The next instant a timer needs attention.
+    fn next_timer(&self, connect_deadline: Instant) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut at = far;
+        if self.state == State::AwaitConnect {
+            at = at.min(connect_deadline);
+        }
+        if let Some(every) = self.heartbeat.send_every {
+            at = at.min(self.last_write + every);
+        }
+        if let Some(limit) = self.heartbeat.silence_limit {
+            at = at.min(self.last_read + limit);
+        }
+        at
+    }
+
+    /// Heart-beats and timeouts; returns false when the session must end.
+    fn on_timer(&mut self, connect_deadline: Instant) -> bool {
+        let now = Instant::now();
+        if self.state == State::AwaitConnect && now >= connect_deadline {
+            tracing::debug!("no CONNECT within the timeout");
+            self.fail("connect timeout", "no CONNECT frame was received in time", None);
+            return true;
+        }
+        if let Some(limit) = self.heartbeat.silence_limit {
+            if now >= self.last_read + limit {
+                tracing::info!(silence_ms = limit.as_millis() as u64, "heart-beat timeout");
+                return false;
+            }
+        }
+        if let Some(every) = self.heartbeat.send_every {
+            if now >= self.last_write + every && self.out.is_empty() {
+                encode_heartbeat(&mut self.out.bytes);
+                self.out.end_frame();
+            }
+        }
+        true
+    }
+
+    async fn decode_and_handle(&mut self) {
+        while self.state != State::Closing {
+            match self.codec.decode(&mut self.read_buf) {
+                Ok(None) => break,
+                Ok(Some(Item::HeartBeat)) => {}
+                Ok(Some(Item::Frame(frame))) => self.handle(frame).await,
+                Err(e) => {
+                    let detail = format!("The frame could not be decoded: {e}.");
+                    self.fail(&e.to_string(), &detail, None);
+                }
+            }
+        }
+    }
+
+    /// Moves ready deliveries from the outbox to the write buffer.
+    fn drain_outbox(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        self.outbox.drain_into(&mut pending);
+        let mut auto_acks: HashMap<u64, (crate::router::queue::QueueHandle, Vec<u64>)> =
+            HashMap::new();
+        for item in pending.drain(..) {
+            match item {
+                Outbound::Delivery(d) => self.write_delivery(d, &mut auto_acks),
+                Outbound::Fatal {
+                    message,
+                    receipt_id,
+                } => {
+                    let receipt_id = receipt_id.map(|r| r.to_string());
+                    self.fail(&message, "", receipt_id.as_deref());
+                    break;
+                }
+            }
+        }
+        self.pending = pending;
+        for (consumer, (queue, tags)) in auto_acks {
+            queue.send_now(crate::router::queue::QueueCommand::Ack { consumer, tags });
+        }
+    }
+
+    fn write_delivery(
+        &mut self,
+        d: outbox::Delivery,
+        auto_acks: &mut HashMap<u64, (crate::router::queue::QueueHandle, Vec<u64>)>,
+    ) {
+        if self.state == State::Closing {
+            return;
+        }
+        let Some(sub) = self.subscriptions.get_mut(&d.subscription) else {
+            // Unsubscribed meanwhile: the queue actor already took back its
+            // unacknowledged deliveries, and topic messages just go.
+            return;
+        };
+        let mut ack_header = None;
+        if let (Some(tag), Source::Queue { queue, consumer }) = (d.queue, &sub.source) {
+            if tag.consumer != *consumer {
+                return;
+            }
+            if sub.ack == AckMode::Auto {
+                auto_acks
+                    .entry(*consumer)
+                    .or_insert_with(|| (queue.clone(), Vec::new()))
+                    .1
+                    .push(tag.tag);
+            } else {
+                let ack_id = self.next_ack_id;
+                self.next_ack_id += 1;
+                sub.unacked.insert(
+                    ack_id,
+                    Unacked {
+                        message_id: d.message.message_id.clone(),
+                        tag: tag.tag,
+                    },
+                );
+                self.ack_owner.insert(ack_id, d.subscription.clone());
+                ack_header = Some(ack_id);
+            }
+        } else if sub.ack != AckMode::Auto {
+            // Topic messages are not redelivered; their ack id is only
+            // there so clients can ACK them as the spec says.
+            ack_header = Some(0);
+        }
+        let ack_text = match (ack_header, self.version) {
+            (Some(id), Version::V1_2) => Some(id.to_string()),
+            _ => None,
+        };
+        d.message.encode_delivery(
+            self.version,
+            &d.subscription,
+            ack_text.as_deref(),
+            d.redelivered,
+            &mut self.out.bytes,
+        );
+        self.out.end_frame();
+        self.shared.stats.messages_delivered.inc();
+    }
+
+    /// Sends ERROR and moves to Closing: the spec closes after an ERROR.
+    fn fail(&mut self, message: &str, detail: &str, receipt_id: Option<&str>) {
+        tracing::debug!(message, "closing with ERROR");
+        let frame = frames::error(message, detail, receipt_id);
+        encode_frame(&frame, self.version, &mut self.out.bytes);
+        self.out.end_frame();
+        self.shared.stats.errors_sent.inc();
+        self.state = State::Closing;
+    }
+
+    fn write_receipt(&mut self, frame: &Frame) {
+        if let Some(id) = frame.get("receipt") {
+            frames::receipt(id, self.version, &mut self.out.bytes);
+            self.out.end_frame();
+        }
+    }
+
+    fn write_receipt_id(&mut self, id: &str) {
+        frames::receipt(id, self.version, &mut self.out.bytes);
+        self.out.end_frame();
+    }
+
+    /// Releases everything the session held in the router.
+    fn cleanup(&mut self) {
+        self.outbox.close();
+        for (id, sub) in self.subscriptions.drain() {
+            match sub.source {
+                Source::Topic { key } => self.shared.router.topics.unsubscribe(&key, self.id, &id),
+                Source::Queue { queue, consumer } => {
+                    queue.send_now(crate::router::queue::QueueCommand::Unsubscribe { consumer })
+                }
+            }
+        }
+        self.transactions.clear();
+        tracing::debug!("session closed");
+    }
+}
