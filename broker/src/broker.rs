@@ -18,6 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Buffer size of an in-process connection's memory pipe, each direction.
+const IN_PROCESS_PIPE_BYTES: usize = 256 * 1024;
+
 /// State shared by every session and listener.
 pub(crate) struct Shared {
     pub config: Arc<Config>,
@@ -188,13 +191,19 @@ impl BrokerHandle {
     /// An in-process client: a full STOMP session over a memory pipe, no
     /// socket involved.
     pub async fn client(&self, login: Option<&str>) -> io::Result<LocalClient> {
-        let (ours, theirs) = tokio::io::duplex(256 * 1024);
+        LocalClient::connect(self.connect_in_process(), login).await
+    }
+
+    /// A raw in-process connection: write STOMP bytes, read STOMP bytes.
+    /// The session behind it is the same as for a TCP connection.
+    pub fn connect_in_process(&self) -> tokio::io::DuplexStream {
+        let (ours, theirs) = tokio::io::duplex(IN_PROCESS_PIPE_BYTES);
         self.tracker.spawn(session::run(
             Arc::clone(&self.shared),
             StreamTransport::new(theirs),
             None,
         ));
-        LocalClient::connect(ours, login).await
+        ours
     }
 
     /// Stops accepting, lets sessions flush and close within the grace

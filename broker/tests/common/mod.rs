@@ -1,0 +1,201 @@
+//! Test helpers: a broker on port 0 and a raw STOMP peer.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use stompede::codec::{Command, Frame, Item, StompCodec, Version};
+use stompede::config::Config;
+use stompede::{Broker, BrokerHandle};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// How long a test waits for a frame that must come.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Starts a broker with `config`, both listeners on loopback port 0.
+pub async fn start_with(mut config: Config) -> BrokerHandle {
+    config.listeners.tcp = "127.0.0.1:0".into();
+    config.listeners.websocket = "127.0.0.1:0".into();
+    Broker::builder()
+        .config(config)
+        .build()
+        .start()
+        .await
+        .expect("broker starts")
+}
+
+/// Starts a broker with the default configuration.
+pub async fn start() -> BrokerHandle {
+    start_with(Config::default()).await
+}
+
+/// A STOMP peer speaking raw frames over any byte stream.
+pub struct Peer<S> {
+    pub framed: Framed<S, StompCodec>,
+}
+
+impl Peer<TcpStream> {
+    /// Opens a TCP connection (not yet CONNECTed).
+    pub async fn tcp(broker: &BrokerHandle) -> Self {
+        let stream = TcpStream::connect(broker.tcp_addr().expect("tcp listener"))
+            .await
+            .expect("tcp connect");
+        Peer::new(stream)
+    }
+
+    /// Opens a TCP connection and CONNECTs with STOMP 1.2.
+    pub async fn connected(broker: &BrokerHandle) -> Self {
+        let mut p = Peer::tcp(broker).await;
+        p.connect("1.2", None).await;
+        p
+    }
+
+    /// Opens a TCP connection and CONNECTs as `login`.
+    pub async fn connected_as(broker: &BrokerHandle, login: &str) -> Self {
+        let mut p = Peer::tcp(broker).await;
+        p.connect("1.2", Some(login)).await;
+        p
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
+    pub fn new(stream: S) -> Self {
+        Peer {
+            framed: Framed::new(stream, StompCodec::default()),
+        }
+    }
+
+    /// Writes bytes exactly as given.
+    pub async fn raw(&mut self, bytes: &[u8]) {
+        let s = self.framed.get_mut();
+        s.write_all(bytes).await.expect("write");
+        s.flush().await.expect("flush");
+    }
+
+    /// Sends a frame with the codec.
+    pub async fn send(&mut self, frame: Frame) {
+        self.framed.send(frame).await.expect("send frame");
+    }
+
+    /// CONNECT with `accept-version` and optional login; expects CONNECTED.
+    pub async fn connect(&mut self, accept: &str, login: Option<&str>) -> Frame {
+        let mut f = Frame::new(Command::Connect)
+            .header("accept-version", accept.to_owned())
+            .header("host", "localhost");
+        if let Some(login) = login {
+            f = f.header("login", login.to_owned());
+        }
+        self.send(f).await;
+        let connected = self.expect(Command::Connected).await;
+        if let Some(v) = connected.get("version").and_then(Version::parse) {
+            self.framed.codec_mut().set_version(v);
+        }
+        connected
+    }
+
+    /// The next frame (heart-beats skipped); panics after [`WAIT`].
+    pub async fn frame(&mut self) -> Frame {
+        self.try_frame(WAIT)
+            .await
+            .expect("a frame within the wait")
+            .expect("connection still open")
+    }
+
+    /// `None` on timeout, `Some(None)` on close.
+    pub async fn try_frame(&mut self, wait: Duration) -> Option<Option<Frame>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.framed.next()).await {
+                Err(_) => return None,
+                Ok(None) | Ok(Some(Err(_))) => return Some(None),
+                Ok(Some(Ok(Item::HeartBeat))) => continue,
+                Ok(Some(Ok(Item::Frame(f)))) => return Some(Some(f)),
+            }
+        }
+    }
+
+    /// The next frame, which must be `command`.
+    pub async fn expect(&mut self, command: Command) -> Frame {
+        let f = self.frame().await;
+        assert_eq!(f.command, command, "unexpected frame: {f:?}");
+        f
+    }
+
+    /// Expects ERROR, then the connection to close.
+    pub async fn expect_error_and_close(&mut self) -> Frame {
+        let e = self.expect(Command::Error).await;
+        self.expect_closed().await;
+        e
+    }
+
+    /// Expects the connection to close (no further frame).
+    pub async fn expect_closed(&mut self) {
+        match self.try_frame(WAIT).await {
+            Some(None) => {}
+            Some(Some(f)) => panic!("expected close, got {f:?}"),
+            None => panic!("connection still open"),
+        }
+    }
+
+    /// Expects no frame for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(f) = self.try_frame(wait).await {
+            panic!("expected silence, got {f:?}");
+        }
+    }
+
+    /// Sends `frame` with `receipt:r` and waits for that RECEIPT.
+    pub async fn request(&mut self, frame: Frame) {
+        self.send(frame.header("receipt", "r")).await;
+        let r = self.expect(Command::Receipt).await;
+        assert_eq!(r.get("receipt-id"), Some("r"));
+    }
+
+    /// SUBSCRIBE (confirmed by a receipt).
+    pub async fn subscribe(&mut self, id: &str, destination: &str, ack: &str) {
+        self.request(
+            Frame::new(Command::Subscribe)
+                .header("id", id.to_owned())
+                .header("destination", destination.to_owned())
+                .header("ack", ack.to_owned()),
+        )
+        .await;
+    }
+
+    /// SEND (confirmed by a receipt).
+    pub async fn publish(&mut self, destination: &str, body: &str) {
+        self.request(
+            Frame::new(Command::Send)
+                .header("destination", destination.to_owned())
+                .body(body.to_owned()),
+        )
+        .await;
+    }
+
+    /// SEND with one extra header (confirmed by a receipt).
+    pub async fn publish_with_header(&mut self, destination: &str, name: &str, value: &str) {
+        self.request(
+            Frame::new(Command::Send)
+                .header("destination", destination.to_owned())
+                .header(name.to_owned(), value.to_owned()),
+        )
+        .await;
+    }
+
+    /// The next MESSAGE, asserting its body.
+    pub async fn expect_message(&mut self, body: &str) -> Frame {
+        let m = self.expect(Command::Message).await;
+        assert_eq!(std::str::from_utf8(&m.body).ok(), Some(body), "frame {m:?}");
+        m
+    }
+}
+
+/// Builds a frame from a command and header pairs.
+pub fn frame(command: Command, headers: &[(&str, &str)]) -> Frame {
+    let mut f = Frame::new(command);
+    for (n, v) in headers {
+        f = f.header(n.to_string(), v.to_string());
+    }
+    f
+}
