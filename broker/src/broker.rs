@@ -247,6 +247,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tracker: TaskTr
         let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
             shared.stats.connections_refused.inc();
             tracing::warn!(%peer, "connection refused: max_connections reached");
+            if let Kind::Tcp = kind {
+                tracker.spawn(refuse_politely(stream));
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -255,6 +258,14 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tracker: TaskTr
             serve(shared, stream, peer, kind, permit).await;
         });
     }
+}
+
+/// Tells a TCP client why it is refused, without waiting on it for long.
+async fn refuse_politely(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const REFUSAL: &[u8] = b"ERROR\nmessage:too many connections\n\n\0";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(REFUSAL)).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn serve(
