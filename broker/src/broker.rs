@@ -3,6 +3,7 @@
 use crate::auth::{AllowAll, Authenticator};
 use crate::client::LocalClient;
 use crate::config::Config;
+use crate::plugin::Plugin;
 use crate::router::Router;
 use crate::session;
 use crate::stats::Stats;
@@ -27,6 +28,8 @@ pub(crate) struct Shared {
     pub router: Router,
     pub stats: Arc<Stats>,
     pub auth: Arc<dyn Authenticator>,
+    /// Plugins, in registration order.
+    pub plugins: Vec<Arc<dyn Plugin>>,
     /// Cancelled when the broker begins to shut down.
     pub shutdown: CancellationToken,
     connections: Arc<Semaphore>,
@@ -55,6 +58,7 @@ impl Config {
 pub struct BrokerBuilder {
     config: Config,
     auth: Arc<dyn Authenticator>,
+    plugins: Vec<Arc<dyn Plugin>>,
 }
 
 impl BrokerBuilder {
@@ -82,6 +86,12 @@ impl BrokerBuilder {
         self
     }
 
+    /// Adds a plugin; its hooks run after those of plugins added before it.
+    pub fn plugin(mut self, plugin: impl Plugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
     /// Builds the broker; nothing is bound until [`Broker::start`].
     pub fn build(self) -> Broker {
         let stats = Arc::new(Stats::default());
@@ -93,6 +103,7 @@ impl BrokerBuilder {
                 config,
                 stats,
                 auth: self.auth,
+                plugins: self.plugins,
                 shutdown: CancellationToken::new(),
                 next_session: AtomicU64::new(1),
                 next_consumer: AtomicU64::new(1),
@@ -115,6 +126,7 @@ impl Broker {
         BrokerBuilder {
             config: Config::default(),
             auth: Arc::new(AllowAll),
+            plugins: Vec::new(),
         }
     }
 

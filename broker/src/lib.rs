@@ -32,6 +32,7 @@ mod broker;
 mod client;
 pub mod config;
 mod message;
+pub mod plugin;
 mod router;
 mod session;
 pub mod stats;

@@ -121,12 +121,6 @@ impl TopicTable {
         inner.cache.insert(key.clone(), Arc::clone(&list));
         list
     }
-
-    /// Number of distinct exact destinations with subscribers.
-    #[cfg(test)]
-    pub(crate) fn destinations(&self) -> usize {
-        read(&self.inner).exact.len()
-    }
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

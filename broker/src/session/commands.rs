@@ -90,6 +90,12 @@ impl<T: Transport> Session<T> {
             })
             .map_err(|e| refuse(format!("authentication failed: {e}")))?;
         self.user = principal.user;
+        if !self.shared.plugins.is_empty() {
+            let info = self.info();
+            for plugin in &self.shared.plugins {
+                plugin.on_connect(&info).map_err(|r| refuse(r.0))?;
+            }
+        }
 
         let hb = &self.shared.config.heartbeat;
         let (server_send, server_receive) = if version == Version::V1_0 {
@@ -120,7 +126,7 @@ impl<T: Transport> Session<T> {
     }
 
     /// SEND: route now, or keep for COMMIT when it names a transaction.
-    async fn on_send(&mut self, frame: Frame, allow_transaction: bool) -> Handled {
+    async fn on_send(&mut self, mut frame: Frame, allow_transaction: bool) -> Handled {
         if allow_transaction {
             if let Some(tx) = frame.get("transaction") {
                 let ops = self
@@ -133,6 +139,14 @@ impl<T: Transport> Session<T> {
             }
         }
         let destination = required(&frame, "destination")?;
+        if !self.shared.plugins.is_empty() {
+            let info = self.info();
+            for plugin in &self.shared.plugins {
+                plugin
+                    .on_send(&info, &destination, &mut frame.headers)
+                    .map_err(|r| refuse(r.0))?;
+            }
+        }
         let mut message = Message::from_send(destination.clone(), &frame.headers, frame.body.clone());
         self.rewrite_reply_to(&mut message)?;
         let published = self.publish(destination, message).await;
@@ -246,6 +260,12 @@ impl<T: Transport> Session<T> {
                 frame.get("ack").unwrap_or("")
             ))
         })?;
+        if !self.shared.plugins.is_empty() {
+            let info = self.info();
+            for plugin in &self.shared.plugins {
+                plugin.on_subscribe(&info, &destination).map_err(|r| refuse(r.0))?;
+            }
+        }
         let route = self.shared.router.route(&destination).map_err(|e| refuse(e.to_string()))?;
         match route {
             Route::Topic => {

@@ -123,8 +123,13 @@ impl<T: Transport> Session<T> {
         let connect_deadline = Instant::now() + self.shared.config.limits.connect_timeout();
         let shutdown = self.shared.shutdown.clone();
         let outbox = Arc::clone(&self.outbox);
+        // One timer for heart-beats and timeouts. Activity only moves those
+        // deadlines later, so the timer is re-armed only when it fires (and
+        // `on_timer` re-checks) or when CONNECT changes the intervals.
+        let timer = tokio::time::sleep_until(self.next_timer(connect_deadline));
+        tokio::pin!(timer);
         loop {
-            let timer = self.next_timer(connect_deadline);
+            let was_awaiting_connect = self.state == State::AwaitConnect;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -146,11 +151,15 @@ impl<T: Transport> Session<T> {
                         break;
                     }
                 },
-                _ = tokio::time::sleep_until(timer) => {
+                _ = &mut timer => {
                     if !self.on_timer(connect_deadline) {
                         break;
                     }
+                    timer.as_mut().reset(self.next_timer(connect_deadline));
                 }
+            }
+            if was_awaiting_connect && self.state == State::Connected {
+                timer.as_mut().reset(self.next_timer(connect_deadline));
             }
             if !self.out.is_empty() {
                 if let Err(e) = self.flush().await {
@@ -339,9 +348,24 @@ impl<T: Transport> Session<T> {
         self.out.end_frame();
     }
 
+    /// Who this session is, for plugins.
+    fn info(&self) -> crate::plugin::SessionInfo {
+        crate::plugin::SessionInfo {
+            session_id: self.id,
+            user: self.user.clone(),
+            peer: self.peer,
+        }
+    }
+
     /// Releases everything the session held in the router.
     fn cleanup(&mut self) {
         self.outbox.close();
+        if self.state != State::AwaitConnect && !self.shared.plugins.is_empty() {
+            let info = self.info();
+            for plugin in &self.shared.plugins {
+                plugin.on_disconnect(&info);
+            }
+        }
         for (id, sub) in self.subscriptions.drain() {
             match sub.source {
                 Source::Topic { key } => self.shared.router.topics.unsubscribe(&key, self.id, &id),
