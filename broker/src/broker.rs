@@ -140,7 +140,12 @@ impl Broker {
         if !listeners.tcp.is_empty() {
             let listener = bind(&listeners.tcp, "tcp").await?;
             tcp_addr = Some(listener.local_addr()?);
-            tracker.spawn(accept_loop(Arc::clone(&shared), listener, tracker.clone(), Kind::Tcp));
+            tracker.spawn(accept_loop(
+                Arc::clone(&shared),
+                listener,
+                tracker.clone(),
+                Kind::Tcp,
+            ));
         }
         if !listeners.websocket.is_empty() {
             let listener = bind(&listeners.websocket, "websocket").await?;
@@ -289,7 +294,14 @@ async fn serve(
 ) {
     shared.stats.connections_open.add(1);
     match kind {
-        Kind::Tcp => session::run(Arc::clone(&shared), StreamTransport::new(stream), Some(peer)).await,
+        Kind::Tcp => {
+            session::run(
+                Arc::clone(&shared),
+                StreamTransport::new(stream),
+                Some(peer),
+            )
+            .await
+        }
         Kind::WebSocket => match ws::accept(&shared, stream).await {
             Ok(transport) => session::run(Arc::clone(&shared), transport, Some(peer)).await,
             Err(e) => tracing::debug!(%peer, error = %e, "WebSocket handshake failed"),

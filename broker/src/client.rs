@@ -52,7 +52,9 @@ impl LocalClient {
     pub async fn request(&mut self, frame: Frame) -> io::Result<()> {
         let id = format!("local-{}", self.next_receipt);
         self.next_receipt += 1;
-        self.framed.send(frame.header("receipt", id.clone())).await?;
+        self.framed
+            .send(frame.header("receipt", id.clone()))
+            .await?;
         loop {
             let reply = self.read_frame().await?;
             match reply.command {
@@ -70,7 +72,11 @@ impl LocalClient {
 
     /// Publishes `body` to `destination` and waits until the broker has
     /// routed it.
-    pub async fn send(&mut self, destination: &str, body: impl Into<bytes::Bytes>) -> io::Result<()> {
+    pub async fn send(
+        &mut self,
+        destination: &str,
+        body: impl Into<bytes::Bytes>,
+    ) -> io::Result<()> {
         let frame = Frame::new(Command::Send)
             .header("destination", destination.to_owned())
             .body(body);

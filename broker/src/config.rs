@@ -11,7 +11,7 @@ use stompede_codec::Limits;
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
 
 /// The whole broker configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Listener addresses.
@@ -32,22 +32,6 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Logging.
     pub log: LogConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listeners: ListenersConfig::default(),
-            websocket: WebSocketConfig::default(),
-            limits: LimitsConfig::default(),
-            heartbeat: HeartbeatConfig::default(),
-            delivery: DeliveryConfig::default(),
-            queues: QueuesConfig::default(),
-            routing: RoutingConfig::default(),
-            shutdown: ShutdownConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 impl Config {

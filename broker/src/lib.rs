@@ -3,16 +3,18 @@
 //! A STOMP 1.0/1.1/1.2 message broker over TCP and WebSocket, as a library.
 //! The `stompede` binary is a thin command line around it.
 //!
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
+//! ```
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
 //! use stompede::Broker;
 //!
+//! // Port 0: any free port (use 61613 / 15674 for the usual ones).
 //! let broker = Broker::builder()
-//!     .tcp(Some("127.0.0.1:61613"))
-//!     .websocket(Some("127.0.0.1:15674"))
+//!     .tcp(Some("127.0.0.1:0"))
+//!     .websocket(Some("127.0.0.1:0"))
 //!     .build()
 //!     .start()
 //!     .await?;
+//! println!("STOMP over TCP on {:?}", broker.tcp_addr());
 //!
 //! // An in-process client: no socket involved.
 //! let mut client = broker.client(Some("app")).await?;

@@ -16,14 +16,20 @@ async fn broker(config_fn: impl FnOnce(&mut Config)) -> stompede::BrokerHandle {
     config.listeners.tcp = String::new();
     config.listeners.websocket = String::new();
     config_fn(&mut config);
-    Broker::builder().config(config).build().start().await.expect("start")
+    Broker::builder()
+        .config(config)
+        .build()
+        .start()
+        .await
+        .expect("start")
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_broker_sends_heart_beats_at_the_negotiated_interval() {
     let broker = broker(|c| c.heartbeat.send_ms = 100).await;
     let mut p = Peer::new(broker.connect_in_process());
-    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,250\n\n\0").await;
+    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,250\n\n\0")
+        .await;
     let c = p.expect(Command::Connected).await;
     assert_eq!(c.get("heart-beat"), Some("100,10000"));
     let start = Instant::now();
@@ -41,7 +47,8 @@ async fn the_broker_sends_heart_beats_at_the_negotiated_interval() {
 async fn no_heart_beats_when_the_client_asks_for_none() {
     let broker = broker(|c| c.heartbeat.send_ms = 100).await;
     let mut p = Peer::new(broker.connect_in_process());
-    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\0").await;
+    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\n\n\0")
+        .await;
     p.expect(Command::Connected).await;
     let got = tokio::time::timeout(Duration::from_secs(60), p.framed.next()).await;
     assert!(got.is_err(), "nothing should arrive: {got:?}");
@@ -55,14 +62,21 @@ async fn a_silent_client_is_closed_after_the_grace_period() {
     })
     .await;
     let mut p = Peer::new(broker.connect_in_process());
-    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:200,0\n\n\0").await;
+    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:200,0\n\n\0")
+        .await;
     p.expect(Command::Connected).await;
     let start = Instant::now();
     p.expect_closed().await;
     // max(client 200, broker 100) x 3 = 600 ms of silence.
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(600), "closed after {waited:?}");
-    assert!(waited < Duration::from_millis(700), "closed after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(600),
+        "closed after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(700),
+        "closed after {waited:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -73,7 +87,8 @@ async fn a_client_that_keeps_beating_stays_connected() {
     })
     .await;
     let mut p = Peer::new(broker.connect_in_process());
-    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:100,0\n\n\0").await;
+    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:100,0\n\n\0")
+        .await;
     p.expect(Command::Connected).await;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(100)).await;

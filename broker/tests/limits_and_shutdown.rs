@@ -18,7 +18,9 @@ async fn subscriptions_per_connection_are_limited() {
     p.subscribe("2", "/topic/b", "auto").await;
     p.raw(b"SUBSCRIBE\nid:3\ndestination:/topic/c\n\n\0").await;
     let e = p.expect_error_and_close().await;
-    assert!(e.get("message").is_some_and(|m| m.contains("too many subscriptions")));
+    assert!(e
+        .get("message")
+        .is_some_and(|m| m.contains("too many subscriptions")));
 }
 
 #[tokio::test]
@@ -41,7 +43,9 @@ async fn connections_beyond_the_limit_are_refused() {
     let broker = start_with(config).await;
     let _a = Peer::connected(&broker).await;
     let _b = Peer::connected(&broker).await;
-    let mut c = tokio::net::TcpStream::connect(broker.tcp_addr().expect("tcp")).await.expect("connect");
+    let mut c = tokio::net::TcpStream::connect(broker.tcp_addr().expect("tcp"))
+        .await
+        .expect("connect");
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut buf))
         .await
@@ -63,18 +67,28 @@ async fn shutdown_closes_sessions_and_listeners_within_the_grace_period() {
     p.subscribe("1", "/topic/s", "auto").await;
     let started = std::time::Instant::now();
     broker.shutdown().await;
-    assert!(started.elapsed() < Duration::from_secs(2), "idle sessions close at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "idle sessions close at once"
+    );
     p.expect_closed().await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
 }
 
 #[tokio::test]
 async fn the_in_process_client_publishes_subscribes_and_acks() {
     let broker = start().await;
     let mut worker = broker.client(Some("worker")).await.expect("client");
-    worker.subscribe("jobs", "/queue/jobs", "client-individual").await.expect("subscribe");
+    worker
+        .subscribe("jobs", "/queue/jobs", "client-individual")
+        .await
+        .expect("subscribe");
     let mut tcp = Peer::connected(&broker).await;
-    tcp.request(frame(Command::Send, &[("destination", "/queue/jobs")]).body("job 1")).await;
+    tcp.request(frame(Command::Send, &[("destination", "/queue/jobs")]).body("job 1"))
+        .await;
     let m = worker.next_message().await.expect("message");
     assert_eq!(&m.body[..], b"job 1");
     worker.ack(&m).await.expect("ack");

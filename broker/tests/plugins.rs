@@ -34,7 +34,12 @@ impl Plugin for Guard {
         Ok(())
     }
 
-    fn on_send(&self, session: &SessionInfo, _destination: &str, headers: &mut Headers) -> Result<(), Refusal> {
+    fn on_send(
+        &self,
+        session: &SessionInfo,
+        _destination: &str,
+        headers: &mut Headers,
+    ) -> Result<(), Refusal> {
         let user = session.user.clone().unwrap_or_default();
         headers.set("x-sender", user);
         Ok(())
@@ -64,25 +69,40 @@ async fn plugins_can_refuse_connect_and_subscribe_and_stamp_sends() {
     let broker = broker(Arc::clone(&disconnects)).await;
 
     let mut mallory = Peer::tcp(&broker).await;
-    mallory.raw(b"CONNECT\naccept-version:1.2\nhost:x\nlogin:mallory\n\n\0").await;
+    mallory
+        .raw(b"CONNECT\naccept-version:1.2\nhost:x\nlogin:mallory\n\n\0")
+        .await;
     let e = mallory.expect_error_and_close().await;
     assert_eq!(e.get("message"), Some("mallory is banned"));
 
     let mut alice = Peer::connected_as(&broker, "alice").await;
     alice.subscribe("1", "/topic/public", "auto").await;
     let mut bob = Peer::connected_as(&broker, "bob").await;
-    bob.request(frame(Command::Send, &[("destination", "/topic/public"), ("x-sender", "forged")]).body("hi"))
-        .await;
+    bob.request(
+        frame(
+            Command::Send,
+            &[("destination", "/topic/public"), ("x-sender", "forged")],
+        )
+        .body("hi"),
+    )
+    .await;
     let m = alice.expect_message("hi").await;
     assert_eq!(m.get("x-sender"), Some("bob"));
 
-    bob.raw(b"SUBSCRIBE\nid:s\ndestination:/topic/secret.plans\n\n\0").await;
-    assert_eq!(bob.expect_error_and_close().await.get("message"), Some("no secrets"));
+    bob.raw(b"SUBSCRIBE\nid:s\ndestination:/topic/secret.plans\n\n\0")
+        .await;
+    assert_eq!(
+        bob.expect_error_and_close().await.get("message"),
+        Some("no secrets")
+    );
     drop(alice);
     // bob's session ended with the ERROR, alice's with the drop.
     let deadline = tokio::time::Instant::now() + common::WAIT;
     while disconnects.load(Ordering::SeqCst) < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "on_disconnect not called");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "on_disconnect not called"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

@@ -18,7 +18,12 @@ async fn connect_without_accept_version_speaks_1_0() {
 #[tokio::test]
 async fn connect_negotiates_the_highest_common_version() {
     let broker = start().await;
-    for (accept, expected) in [("1.0,1.1,1.2", "1.2"), ("1.1", "1.1"), ("1.0,1.1", "1.1"), ("1.2,3.0", "1.2")] {
+    for (accept, expected) in [
+        ("1.0,1.1,1.2", "1.2"),
+        ("1.1", "1.1"),
+        ("1.0,1.1", "1.1"),
+        ("1.2,3.0", "1.2"),
+    ] {
         let mut p = Peer::tcp(&broker).await;
         let c = p.connect(accept, None).await;
         assert_eq!(c.get("version"), Some(expected), "accept-version {accept}");
@@ -32,8 +37,12 @@ async fn connect_negotiates_the_highest_common_version() {
 async fn stomp_frame_connects_like_connect() {
     let broker = start().await;
     let mut p = Peer::tcp(&broker).await;
-    p.raw(b"STOMP\naccept-version:1.2\nhost:localhost\n\n\0").await;
-    assert_eq!(p.expect(Command::Connected).await.get("version"), Some("1.2"));
+    p.raw(b"STOMP\naccept-version:1.2\nhost:localhost\n\n\0")
+        .await;
+    assert_eq!(
+        p.expect(Command::Connected).await.get("version"),
+        Some("1.2")
+    );
 }
 
 #[tokio::test]
@@ -50,7 +59,8 @@ async fn unsupported_version_gets_error_and_close() {
 async fn frames_before_connect_get_error_and_close() {
     let broker = start().await;
     let mut p = Peer::tcp(&broker).await;
-    p.raw(b"SEND\ndestination:/topic/a\nreceipt:77\n\nx\0").await;
+    p.raw(b"SEND\ndestination:/topic/a\nreceipt:77\n\nx\0")
+        .await;
     let e = p.expect_error_and_close().await;
     assert_eq!(e.get("receipt-id"), Some("77"));
 }
@@ -60,8 +70,14 @@ async fn every_frame_with_receipt_gets_its_receipt() {
     let broker = start().await;
     let mut p = Peer::connected(&broker).await;
     for f in [
-        frame(Command::Subscribe, &[("id", "1"), ("destination", "/topic/r"), ("receipt", "a")]),
-        frame(Command::Send, &[("destination", "/topic/none"), ("receipt", "b")]),
+        frame(
+            Command::Subscribe,
+            &[("id", "1"), ("destination", "/topic/r"), ("receipt", "a")],
+        ),
+        frame(
+            Command::Send,
+            &[("destination", "/topic/none"), ("receipt", "b")],
+        ),
         frame(Command::Begin, &[("transaction", "t"), ("receipt", "c")]),
         frame(Command::Abort, &[("transaction", "t"), ("receipt", "d")]),
         frame(Command::Unsubscribe, &[("id", "1"), ("receipt", "e")]),
@@ -78,7 +94,10 @@ async fn disconnect_sends_receipt_then_closes() {
     let broker = start().await;
     let mut p = Peer::connected(&broker).await;
     p.raw(b"DISCONNECT\nreceipt:bye\n\n\0").await;
-    assert_eq!(p.expect(Command::Receipt).await.get("receipt-id"), Some("bye"));
+    assert_eq!(
+        p.expect(Command::Receipt).await.get("receipt-id"),
+        Some("bye")
+    );
     p.expect_closed().await;
 }
 
@@ -95,7 +114,8 @@ async fn unknown_command_gets_error_and_close() {
 async fn server_frames_from_a_client_are_refused() {
     let broker = start().await;
     let mut p = Peer::connected(&broker).await;
-    p.raw(b"MESSAGE\ndestination:/topic/a\nreceipt:9\n\n\0").await;
+    p.raw(b"MESSAGE\ndestination:/topic/a\nreceipt:9\n\n\0")
+        .await;
     let e = p.expect_error_and_close().await;
     assert_eq!(e.get("receipt-id"), Some("9"));
 }
@@ -130,7 +150,8 @@ async fn undefined_escape_in_1_2_is_an_error() {
 async fn content_length_without_nul_is_an_error() {
     let broker = start().await;
     let mut p = Peer::connected(&broker).await;
-    p.raw(b"SEND\ndestination:/topic/a\ncontent-length:2\n\nabc\0").await;
+    p.raw(b"SEND\ndestination:/topic/a\ncontent-length:2\n\nabc\0")
+        .await;
     p.expect_error_and_close().await;
 }
 
@@ -138,7 +159,8 @@ async fn content_length_without_nul_is_an_error() {
 async fn invalid_heart_beat_header_is_an_error() {
     let broker = start().await;
     let mut p = Peer::tcp(&broker).await;
-    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:soon\n\n\0").await;
+    p.raw(b"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:soon\n\n\0")
+        .await;
     p.expect_error_and_close().await;
 }
 

@@ -57,7 +57,11 @@ async fn nack_redelivers_flagged_redelivered() {
     let again = c.expect_message("again").await;
     assert_eq!(again.get("redelivered"), Some("true"));
     assert_eq!(again.get("message-id"), m.get("message-id"));
-    c.request(frame(Command::Ack, &[("id", again.get("ack").expect("ack"))])).await;
+    c.request(frame(
+        Command::Ack,
+        &[("id", again.get("ack").expect("ack"))],
+    ))
+    .await;
     c.expect_silence(Duration::from_millis(100)).await;
 }
 
@@ -73,7 +77,9 @@ async fn unacked_messages_of_a_disconnected_consumer_go_to_another() {
     first.expect_message("m2").await;
     drop(first);
     let mut second = Peer::connected(&broker).await;
-    second.subscribe("s", "/queue/crash", "client-individual").await;
+    second
+        .subscribe("s", "/queue/crash", "client-individual")
+        .await;
     let m1 = second.expect_message("m1").await;
     let m2 = second.expect_message("m2").await;
     assert_eq!(m1.get("redelivered"), Some("true"));
@@ -108,7 +114,11 @@ async fn client_ack_is_cumulative() {
         last = Some(c.expect_message(&i.to_string()).await);
     }
     let last = last.expect("three messages");
-    c.request(frame(Command::Ack, &[("id", last.get("ack").expect("ack"))])).await;
+    c.request(frame(
+        Command::Ack,
+        &[("id", last.get("ack").expect("ack"))],
+    ))
+    .await;
     // Nothing is redelivered once this consumer leaves: all three are acked.
     drop(c);
     let mut d = Peer::connected(&broker).await;
@@ -120,13 +130,15 @@ async fn client_ack_is_cumulative() {
 async fn client_individual_ack_acks_only_that_message() {
     let broker = start().await;
     let mut c = Peer::connected(&broker).await;
-    c.subscribe("c", "/queue/individual", "client-individual").await;
+    c.subscribe("c", "/queue/individual", "client-individual")
+        .await;
     let mut p = Peer::connected(&broker).await;
     p.publish("/queue/individual", "a").await;
     p.publish("/queue/individual", "b").await;
     c.expect_message("a").await;
     let b = c.expect_message("b").await;
-    c.request(frame(Command::Ack, &[("id", b.get("ack").expect("ack"))])).await;
+    c.request(frame(Command::Ack, &[("id", b.get("ack").expect("ack"))]))
+        .await;
     drop(c);
     let mut d = Peer::connected(&broker).await;
     d.subscribe("d", "/queue/individual", "auto").await;
@@ -156,7 +168,8 @@ async fn prefetch_count_bounds_unacked_deliveries() {
     let m0 = c.expect_message("0").await;
     c.expect_message("1").await;
     c.expect_silence(Duration::from_millis(150)).await;
-    c.request(frame(Command::Ack, &[("id", m0.get("ack").expect("ack"))])).await;
+    c.request(frame(Command::Ack, &[("id", m0.get("ack").expect("ack"))]))
+        .await;
     c.expect_message("2").await;
     c.expect_silence(Duration::from_millis(150)).await;
 }
@@ -168,12 +181,17 @@ async fn ack_headers_per_version_1_1_and_1_0() {
 
     let mut v11 = Peer::tcp(&broker).await;
     v11.connect("1.1", None).await;
-    v11.subscribe("s11", "/queue/v11", "client-individual").await;
+    v11.subscribe("s11", "/queue/v11", "client-individual")
+        .await;
     p.publish("/queue/v11", "x").await;
     let m = v11.expect_message("x").await;
     assert_eq!(m.get("ack"), None, "1.1 has no ack header");
     let id = m.get("message-id").expect("message-id").to_owned();
-    v11.request(frame(Command::Ack, &[("message-id", &id), ("subscription", "s11")])).await;
+    v11.request(frame(
+        Command::Ack,
+        &[("message-id", &id), ("subscription", "s11")],
+    ))
+    .await;
 
     let mut v10 = Peer::tcp(&broker).await;
     v10.raw(b"CONNECT\n\n\0").await;
@@ -182,7 +200,8 @@ async fn ack_headers_per_version_1_1_and_1_0() {
     p.publish("/queue/v10", "y").await;
     let m = v10.expect_message("y").await;
     let id = m.get("message-id").expect("message-id").to_owned();
-    v10.request(frame(Command::Ack, &[("message-id", &id)])).await;
+    v10.request(frame(Command::Ack, &[("message-id", &id)]))
+        .await;
 
     // Both were acknowledged: new consumers get nothing.
     drop(v11);
@@ -212,7 +231,8 @@ async fn a_full_queue_rejects_new_messages() {
     let mut p = Peer::connected(&broker).await;
     p.publish("/queue/small", "1").await;
     p.publish("/queue/small", "2").await;
-    p.raw(b"SEND\ndestination:/queue/small\nreceipt:third\n\n3\0").await;
+    p.raw(b"SEND\ndestination:/queue/small\nreceipt:third\n\n3\0")
+        .await;
     let e = p.expect_error_and_close().await;
     assert_eq!(e.get("receipt-id"), Some("third"));
     assert!(e.get("message").is_some_and(|m| m.contains("full")));

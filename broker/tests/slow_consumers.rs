@@ -17,7 +17,12 @@ async fn broker(policy: SlowConsumerPolicy) -> BrokerHandle {
     config.listeners.websocket = String::new();
     config.delivery.outbox_capacity = 16;
     config.delivery.slow_consumer = policy;
-    Broker::builder().config(config).build().start().await.expect("start")
+    Broker::builder()
+        .config(config)
+        .build()
+        .start()
+        .await
+        .expect("start")
 }
 
 async fn connected(broker: &BrokerHandle) -> Peer<tokio::io::DuplexStream> {
@@ -36,7 +41,11 @@ async fn flood(broker: &BrokerHandle, slow: &mut Peer<tokio::io::DuplexStream>) 
         let mut n = 0;
         while n < MESSAGES {
             let m = fast.expect(Command::Message).await;
-            assert_eq!(m.get("seq"), Some(n.to_string().as_str()), "in order, none lost");
+            assert_eq!(
+                m.get("seq"),
+                Some(n.to_string().as_str()),
+                "in order, none lost"
+            );
             n += 1;
         }
         n
@@ -46,7 +55,11 @@ async fn flood(broker: &BrokerHandle, slow: &mut Peer<tokio::io::DuplexStream>) 
     let publish = async {
         for i in 0..MESSAGES {
             let seq = i.to_string();
-            let send = frame(Command::Send, &[("destination", "/topic/flood"), ("seq", &seq)]).body(body.clone());
+            let send = frame(
+                Command::Send,
+                &[("destination", "/topic/flood"), ("seq", &seq)],
+            )
+            .body(body.clone());
             // A receipt now and then paces the publisher like a real
             // client, so a reader that keeps up is never "slow".
             if i % 8 == 7 {
@@ -55,7 +68,9 @@ async fn flood(broker: &BrokerHandle, slow: &mut Peer<tokio::io::DuplexStream>) 
                 publisher.send(send).await;
             }
         }
-        publisher.request(frame(Command::Send, &[("destination", "/topic/other")])).await;
+        publisher
+            .request(frame(Command::Send, &[("destination", "/topic/other")]))
+            .await;
     };
     tokio::time::timeout(Duration::from_secs(20), publish)
         .await
@@ -84,7 +99,11 @@ async fn drop_oldest_keeps_the_publisher_and_others_going() {
         received += 1;
     }
     assert_eq!(last, Some(MESSAGES - 1), "the newest message survives");
-    assert_eq!(received as u64 + dropped, MESSAGES as u64, "every message is delivered or counted as dropped");
+    assert_eq!(
+        received as u64 + dropped,
+        MESSAGES as u64,
+        "every message is delivered or counted as dropped"
+    );
 }
 
 #[tokio::test]
@@ -98,7 +117,9 @@ async fn disconnect_policy_closes_the_slow_subscriber_with_an_error() {
             Some(Some(f)) if f.command == Command::Message => continue,
             Some(Some(f)) => {
                 assert_eq!(f.command, Command::Error);
-                assert!(f.get("message").is_some_and(|m| m.contains("slow consumer")));
+                assert!(f
+                    .get("message")
+                    .is_some_and(|m| m.contains("slow consumer")));
                 slow.expect_closed().await;
                 return;
             }

@@ -35,7 +35,10 @@ async fn a_message_reaches_every_subscriber_with_the_right_headers() {
         assert_eq!(m.get("content-length"), Some("2"));
         let id = m.get("message-id").expect("message-id");
         assert_ne!(id, "forged");
-        assert_eq!(m.headers.iter().filter(|(n, _)| *n == "message-id").count(), 1);
+        assert_eq!(
+            m.headers.iter().filter(|(n, _)| *n == "message-id").count(),
+            1
+        );
     }
 }
 
@@ -84,7 +87,8 @@ async fn star_and_hash_wildcards_match_segments() {
             ("star".into(), "1".into(), "/topic/stock.ibm.nyse".into()),
         ]
     );
-    s.expect_silence(std::time::Duration::from_millis(100)).await;
+    s.expect_silence(std::time::Duration::from_millis(100))
+        .await;
 }
 
 #[tokio::test]
@@ -95,7 +99,8 @@ async fn unsubscribe_stops_delivery() {
     s.request(frame(Command::Unsubscribe, &[("id", "1")])).await;
     let mut p = Peer::connected(&broker).await;
     p.publish("/topic/u", "gone").await;
-    s.expect_silence(std::time::Duration::from_millis(150)).await;
+    s.expect_silence(std::time::Duration::from_millis(150))
+        .await;
 }
 
 #[tokio::test]
@@ -108,7 +113,8 @@ async fn subscribe_without_id_is_an_error_in_1_2_but_not_in_1_0() {
     let mut old = Peer::tcp(&broker).await;
     old.raw(b"CONNECT\n\n\0").await;
     old.expect(Command::Connected).await;
-    old.raw(b"SUBSCRIBE\ndestination:/topic/old\nreceipt:s\n\n\0").await;
+    old.raw(b"SUBSCRIBE\ndestination:/topic/old\nreceipt:s\n\n\0")
+        .await;
     old.expect(Command::Receipt).await;
     let mut pubr = Peer::connected(&broker).await;
     pubr.publish("/topic/old", "for 1.0").await;
@@ -121,7 +127,8 @@ async fn duplicate_subscription_id_is_an_error() {
     let broker = start().await;
     let mut p = Peer::connected(&broker).await;
     p.subscribe("dup", "/topic/a", "auto").await;
-    p.raw(b"SUBSCRIBE\nid:dup\ndestination:/topic/b\n\n\0").await;
+    p.raw(b"SUBSCRIBE\nid:dup\ndestination:/topic/b\n\n\0")
+        .await;
     p.expect_error_and_close().await;
 }
 
@@ -129,7 +136,8 @@ async fn duplicate_subscription_id_is_an_error() {
 async fn invalid_ack_mode_is_an_error() {
     let broker = start().await;
     let mut p = Peer::connected(&broker).await;
-    p.raw(b"SUBSCRIBE\nid:1\ndestination:/topic/a\nack:sometimes\n\n\0").await;
+    p.raw(b"SUBSCRIBE\nid:1\ndestination:/topic/a\nack:sometimes\n\n\0")
+        .await;
     p.expect_error_and_close().await;
 }
 
@@ -162,7 +170,8 @@ async fn repeated_headers_keep_the_first_value() {
     let mut s = Peer::connected(&broker).await;
     s.subscribe("1", "/topic/rep", "auto").await;
     let mut p = Peer::connected(&broker).await;
-    p.raw(b"SEND\ndestination:/topic/rep\nfoo:first\nfoo:second\nreceipt:x\n\n\0").await;
+    p.raw(b"SEND\ndestination:/topic/rep\nfoo:first\nfoo:second\nreceipt:x\n\n\0")
+        .await;
     p.expect(Command::Receipt).await;
     let m = s.expect(Command::Message).await;
     assert_eq!(m.get("foo"), Some("first"));

@@ -23,9 +23,10 @@ async fn ws_connect(
     let addr = broker.ws_addr().expect("ws listener");
     let mut request = format!("ws://{addr}{path}").into_client_request()?;
     if let Some(p) = protocols {
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", HeaderValue::from_str(p).expect("header"));
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(p).expect("header"),
+        );
     }
     let (ws, response) = tokio_tungstenite::connect_async(request).await?;
     let chosen = response
@@ -55,15 +56,24 @@ async fn connect_stomp(ws: &mut Ws) {
         .await
         .expect("send");
     let m = next_message(ws).await;
-    assert!(m.to_text().expect("text").starts_with("CONNECTED\nversion:1.2\n"), "{m:?}");
+    assert!(
+        m.to_text()
+            .expect("text")
+            .starts_with("CONNECTED\nversion:1.2\n"),
+        "{m:?}"
+    );
 }
 
 #[tokio::test]
 async fn the_highest_offered_subprotocol_is_chosen() {
     let broker = start().await;
-    let (_, chosen) = ws_connect(&broker, "/ws", Some("v10.stomp, v11.stomp, v12.stomp")).await.expect("ws");
+    let (_, chosen) = ws_connect(&broker, "/ws", Some("v10.stomp, v11.stomp, v12.stomp"))
+        .await
+        .expect("ws");
     assert_eq!(chosen.as_deref(), Some("v12.stomp"));
-    let (_, chosen) = ws_connect(&broker, "/ws", Some("v11.stomp, v10.stomp")).await.expect("ws");
+    let (_, chosen) = ws_connect(&broker, "/ws", Some("v11.stomp, v10.stomp"))
+        .await
+        .expect("ws");
     assert_eq!(chosen.as_deref(), Some("v11.stomp"));
     let (mut ws, chosen) = ws_connect(&broker, "/ws", None).await.expect("ws");
     assert_eq!(chosen, None);
@@ -91,11 +101,20 @@ async fn other_paths_get_404() {
 #[tokio::test]
 async fn frames_may_span_messages_and_messages_may_hold_frames_and_each_frame_goes_out_alone() {
     let broker = start().await;
-    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp")).await.expect("ws");
+    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp"))
+        .await
+        .expect("ws");
     connect_stomp(&mut ws).await;
-    ws.send(Message::text("SUBSCRIBE\nid:0\ndestination:/topic/ws\n")).await.expect("send");
-    ws.send(Message::binary(&b"receipt:s\n\n\0"[..])).await.expect("send");
-    assert_eq!(next_message(&mut ws).await.to_text().expect("text"), "RECEIPT\nreceipt-id:s\n\n\0");
+    ws.send(Message::text("SUBSCRIBE\nid:0\ndestination:/topic/ws\n"))
+        .await
+        .expect("send");
+    ws.send(Message::binary(&b"receipt:s\n\n\0"[..]))
+        .await
+        .expect("send");
+    assert_eq!(
+        next_message(&mut ws).await.to_text().expect("text"),
+        "RECEIPT\nreceipt-id:s\n\n\0"
+    );
     ws.send(Message::text(
         "SEND\ndestination:/topic/ws\n\none\0SEND\ndestination:/topic/ws\n\ntwo\0",
     ))
@@ -105,19 +124,29 @@ async fn frames_may_span_messages_and_messages_may_hold_frames_and_each_frame_go
         let m = next_message(&mut ws).await;
         let text = m.to_text().expect("text message");
         assert!(text.starts_with("MESSAGE\n"), "{text}");
-        assert!(text.ends_with(&format!("\n\n{body}\0")), "one frame per message: {text:?}");
+        assert!(
+            text.ends_with(&format!("\n\n{body}\0")),
+            "one frame per message: {text:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn non_utf8_bodies_go_out_as_binary_messages() {
     let broker = start().await;
-    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp")).await.expect("ws");
+    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp"))
+        .await
+        .expect("ws");
     connect_stomp(&mut ws).await;
-    ws.send(Message::text("SUBSCRIBE\nid:0\ndestination:/topic/bin\nreceipt:s\n\n\0")).await.expect("send");
+    ws.send(Message::text(
+        "SUBSCRIBE\nid:0\ndestination:/topic/bin\nreceipt:s\n\n\0",
+    ))
+    .await
+    .expect("send");
     next_message(&mut ws).await;
     let mut tcp = Peer::connected(&broker).await;
-    tcp.raw(b"SEND\ndestination:/topic/bin\ncontent-length:3\nreceipt:x\n\n\xff\x00\xfe\0").await;
+    tcp.raw(b"SEND\ndestination:/topic/bin\ncontent-length:3\nreceipt:x\n\n\xff\x00\xfe\0")
+        .await;
     tcp.expect(Command::Receipt).await;
     match next_message(&mut ws).await {
         Message::Binary(b) => assert!(b.ends_with(b"\n\n\xff\x00\xfe\0")),
@@ -130,16 +159,24 @@ async fn binary_output_can_be_forced() {
     let mut config = Config::default();
     config.websocket.binary_frames = true;
     let broker = start_with(config).await;
-    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp")).await.expect("ws");
-    ws.send(Message::text("CONNECT\naccept-version:1.2\nhost:x\n\n\0")).await.expect("send");
+    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp"))
+        .await
+        .expect("ws");
+    ws.send(Message::text("CONNECT\naccept-version:1.2\nhost:x\n\n\0"))
+        .await
+        .expect("send");
     assert!(matches!(next_message(&mut ws).await, Message::Binary(_)));
 }
 
 #[tokio::test]
 async fn pings_are_answered() {
     let broker = start().await;
-    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp")).await.expect("ws");
-    ws.send(Message::Ping(b"hi"[..].into())).await.expect("ping");
+    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp"))
+        .await
+        .expect("ws");
+    ws.send(Message::Ping(b"hi"[..].into()))
+        .await
+        .expect("ping");
     let pong = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match ws.next().await {
@@ -157,15 +194,23 @@ async fn pings_are_answered() {
 #[tokio::test]
 async fn websocket_and_tcp_clients_talk_to_each_other() {
     let broker = start().await;
-    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp")).await.expect("ws");
+    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp"))
+        .await
+        .expect("ws");
     connect_stomp(&mut ws).await;
-    ws.send(Message::text("SUBSCRIBE\nid:w\ndestination:/queue/mixed\nreceipt:s\n\n\0")).await.expect("send");
+    ws.send(Message::text(
+        "SUBSCRIBE\nid:w\ndestination:/queue/mixed\nreceipt:s\n\n\0",
+    ))
+    .await
+    .expect("send");
     next_message(&mut ws).await;
     let mut tcp = Peer::connected(&broker).await;
     tcp.publish("/queue/mixed", "from tcp").await;
     let m = next_message(&mut ws).await;
     assert!(m.to_text().expect("text").ends_with("\n\nfrom tcp\0"));
     tcp.subscribe("t", "/topic/back", "auto").await;
-    ws.send(Message::text("SEND\ndestination:/topic/back\n\nfrom ws\0")).await.expect("send");
+    ws.send(Message::text("SEND\ndestination:/topic/back\n\nfrom ws\0"))
+        .await
+        .expect("send");
     tcp.expect_message("from ws").await;
 }

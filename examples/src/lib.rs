@@ -1,1 +1,2 @@
-//! Examples for Stompede; see the `examples/` folder.
+//! Examples for Stompede. The programs live beside this crate:
+//! `embed.rs` (`cargo run -p stompede-examples --example embed`).

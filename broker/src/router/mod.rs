@@ -104,7 +104,11 @@ impl Router {
         queues
             .entry(name.clone())
             .or_insert_with(|| {
-                QueueHandle::spawn(name.clone(), self.config.queues.clone(), Arc::clone(&self.stats))
+                QueueHandle::spawn(
+                    name.clone(),
+                    self.config.queues.clone(),
+                    Arc::clone(&self.stats),
+                )
             })
             .clone()
     }

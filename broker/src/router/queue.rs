@@ -106,7 +106,10 @@ impl QueueHandle {
     }
 
     /// Publishes and waits until the actor has accepted (or refused) it.
-    pub(crate) async fn publish_confirmed(&self, message: Arc<Message>) -> Result<(), PublishError> {
+    pub(crate) async fn publish_confirmed(
+        &self,
+        message: Arc<Message>,
+    ) -> Result<(), PublishError> {
         let (tx, rx) = oneshot::channel();
         self.send(QueueCommand::Publish {
             message,

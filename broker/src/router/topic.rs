@@ -3,8 +3,8 @@
 //! the matching subscriber list, then fan out without any lock held.
 
 use super::wildcard::Pattern;
-use crate::session::outbox::{Delivery, Outbox, PushOutcome};
 use crate::message::Message;
+use crate::session::outbox::{Delivery, Outbox, PushOutcome};
 use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -58,9 +58,8 @@ impl TopicTable {
 
     /// Removes the subscription `subscription` of `session_id` to `key`.
     pub(crate) fn unsubscribe(&self, key: &str, session_id: u64, subscription: &str) {
-        let same = |s: &Arc<TopicSubscriber>| {
-            s.session_id == session_id && s.subscription == subscription
-        };
+        let same =
+            |s: &Arc<TopicSubscriber>| s.session_id == session_id && s.subscription == subscription;
         let mut inner = write(&self.inner);
         if let Some(list) = inner.exact.get_mut(key) {
             list.retain(|s| !same(s));
@@ -105,8 +104,7 @@ impl TopicTable {
             }
         }
         let mut inner = write(&self.inner);
-        let mut list: Vec<Arc<TopicSubscriber>> =
-            inner.exact.get(key).cloned().unwrap_or_default();
+        let mut list: Vec<Arc<TopicSubscriber>> = inner.exact.get(key).cloned().unwrap_or_default();
         list.extend(
             inner
                 .patterns

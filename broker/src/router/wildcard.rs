@@ -51,7 +51,9 @@ impl Pattern {
 fn match_from(segments: &[Segment], words: &[&str]) -> bool {
     match segments.split_first() {
         None => words.is_empty(),
-        Some((Segment::Many, rest)) => (0..=words.len()).any(|skip| match_from(rest, &words[skip..])),
+        Some((Segment::Many, rest)) => {
+            (0..=words.len()).any(|skip| match_from(rest, &words[skip..]))
+        }
         Some((Segment::One, rest)) => !words.is_empty() && match_from(rest, &words[1..]),
         Some((Segment::Literal(lit), rest)) => {
             words.first().is_some_and(|w| w == lit) && match_from(rest, &words[1..])

@@ -36,9 +36,9 @@ impl<T: Transport> Session<T> {
         let receipt = frame.headers.get_shared("receipt").cloned();
         let result = match (self.state, command) {
             (State::AwaitConnect, Command::Connect | Command::Stomp) => self.on_connect(&frame),
-            (State::AwaitConnect, other) => Err(refuse(format!(
-                "expected CONNECT or STOMP, got {other}"
-            ))),
+            (State::AwaitConnect, other) => {
+                Err(refuse(format!("expected CONNECT or STOMP, got {other}")))
+            }
             (_, Command::Connect | Command::Stomp) => Err(refuse("already connected")),
             (_, Command::Send) => self.on_send(frame, true).await,
             (_, Command::Subscribe) => self.on_subscribe(&frame).await,
@@ -147,7 +147,8 @@ impl<T: Transport> Session<T> {
                     .map_err(|r| refuse(r.0))?;
             }
         }
-        let mut message = Message::from_send(destination.clone(), &frame.headers, frame.body.clone());
+        let mut message =
+            Message::from_send(destination.clone(), &frame.headers, frame.body.clone());
         self.rewrite_reply_to(&mut message)?;
         let published = self.publish(destination, message).await;
         match published {
@@ -161,10 +162,17 @@ impl<T: Transport> Session<T> {
     }
 
     async fn publish(&mut self, destination: ByteString, message: Message) -> Handled {
-        let route = self.shared.router.route(&destination).map_err(|e| refuse(e.to_string()))?;
+        let route = self
+            .shared
+            .router
+            .route(&destination)
+            .map_err(|e| refuse(e.to_string()))?;
         match route {
             Route::Topic | Route::ReplyQueue => {
-                self.shared.router.topics.publish(&destination, &Arc::new(message));
+                self.shared
+                    .router
+                    .topics
+                    .publish(&destination, &Arc::new(message));
             }
             Route::TempQueue(name) => {
                 let key = self.temp_queue_key(name);
@@ -263,10 +271,16 @@ impl<T: Transport> Session<T> {
         if !self.shared.plugins.is_empty() {
             let info = self.info();
             for plugin in &self.shared.plugins {
-                plugin.on_subscribe(&info, &destination).map_err(|r| refuse(r.0))?;
+                plugin
+                    .on_subscribe(&info, &destination)
+                    .map_err(|r| refuse(r.0))?;
             }
         }
-        let route = self.shared.router.route(&destination).map_err(|e| refuse(e.to_string()))?;
+        let route = self
+            .shared
+            .router
+            .route(&destination)
+            .map_err(|e| refuse(e.to_string()))?;
         match route {
             Route::Topic => {
                 self.add_topic_subscription(id, destination, ack);
@@ -279,7 +293,10 @@ impl<T: Transport> Session<T> {
                 if implicit != id {
                     if let Some(old) = self.subscriptions.remove(&implicit) {
                         if let Source::Topic { key } = old.source {
-                            self.shared.router.topics.unsubscribe(&key, self.id, &implicit);
+                            self.shared
+                                .router
+                                .topics
+                                .unsubscribe(&key, self.id, &implicit);
                         }
                     }
                 }
@@ -351,7 +368,11 @@ impl<T: Transport> Session<T> {
         Ok(())
     }
 
-    fn in_transaction_or(&mut self, frame: &Frame, now: fn(&mut Self, &Frame) -> Handled) -> Handled {
+    fn in_transaction_or(
+        &mut self,
+        frame: &Frame,
+        now: fn(&mut Self, &Frame) -> Handled,
+    ) -> Handled {
         if let Some(tx) = frame.get("transaction") {
             let ops = self
                 .transactions

@@ -212,7 +212,11 @@ impl<T: Transport> Session<T> {
         let now = Instant::now();
         if self.state == State::AwaitConnect && now >= connect_deadline {
             tracing::debug!("no CONNECT within the timeout");
-            self.fail("connect timeout", "no CONNECT frame was received in time", None);
+            self.fail(
+                "connect timeout",
+                "no CONNECT frame was received in time",
+                None,
+            );
             return true;
         }
         if let Some(limit) = self.heartbeat.silence_limit {

@@ -95,9 +95,9 @@ impl Outbox {
         if items.len() >= self.capacity {
             match self.policy {
                 SlowConsumerPolicy::DropOldest => {
-                    let oldest_topic = items.iter().position(
-                        |o| matches!(o, Outbound::Delivery(d) if d.queue.is_none()),
-                    );
+                    let oldest_topic = items
+                        .iter()
+                        .position(|o| matches!(o, Outbound::Delivery(d) if d.queue.is_none()));
                     match oldest_topic {
                         Some(i) => {
                             items.remove(i);

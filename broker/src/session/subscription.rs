@@ -62,7 +62,12 @@ impl Subscription {
                 let acked = std::mem::replace(&mut self.unacked, rest);
                 acked.into_values().map(|u| u.tag).collect()
             }
-            _ => self.unacked.remove(&ack_id).map(|u| u.tag).into_iter().collect(),
+            _ => self
+                .unacked
+                .remove(&ack_id)
+                .map(|u| u.tag)
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -16,11 +16,10 @@ pub(crate) const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp
 
 /// Picks the highest STOMP subprotocol the client offered in its
 /// `Sec-WebSocket-Protocol` header(s).
-pub(crate) fn choose_subprotocol<'a>(offered: impl Iterator<Item = &'a str>) -> Option<&'static str> {
-    let offered: Vec<&str> = offered
-        .flat_map(|h| h.split(','))
-        .map(str::trim)
-        .collect();
+pub(crate) fn choose_subprotocol<'a>(
+    offered: impl Iterator<Item = &'a str>,
+) -> Option<&'static str> {
+    let offered: Vec<&str> = offered.flat_map(|h| h.split(',')).map(str::trim).collect();
     SUBPROTOCOLS
         .iter()
         .copied()
@@ -128,6 +127,8 @@ pub(crate) async fn accept(
     let config = &shared.config;
     let path = config.listeners.websocket_path.clone();
     let require_subprotocol = config.websocket.require_subprotocol;
+    // The error type is tungstenite's; its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
     let callback = move |request: &Request, mut response: Response| {
         let refuse = |status: StatusCode, why: &str| -> ErrorResponse {
             let mut r = ErrorResponse::new(Some(why.to_owned()));
@@ -135,7 +136,10 @@ pub(crate) async fn accept(
             r
         };
         if request.uri().path() != path {
-            return Err(refuse(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path"));
+            return Err(refuse(
+                StatusCode::NOT_FOUND,
+                "no WebSocket endpoint at this path",
+            ));
         }
         let offered = request
             .headers()
@@ -163,7 +167,8 @@ pub(crate) async fn accept(
         .write_buffer_size(WS_WRITE_BUFFER)
         .max_message_size(Some(config.websocket.max_message_bytes))
         .max_frame_size(Some(config.websocket.max_message_bytes));
-    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config)).await?;
+    let ws =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config)).await?;
     Ok(WsTransport::new(ws, config.websocket.binary_frames))
 }
 
@@ -173,8 +178,14 @@ mod tests {
 
     #[test]
     fn picks_the_highest_offered_subprotocol() {
-        assert_eq!(choose_subprotocol(["v10.stomp, v12.stomp"].into_iter()), Some("v12.stomp"));
-        assert_eq!(choose_subprotocol(["v11.stomp", "v10.stomp"].into_iter()), Some("v11.stomp"));
+        assert_eq!(
+            choose_subprotocol(["v10.stomp, v12.stomp"].into_iter()),
+            Some("v12.stomp")
+        );
+        assert_eq!(
+            choose_subprotocol(["v11.stomp", "v10.stomp"].into_iter()),
+            Some("v11.stomp")
+        );
         assert_eq!(choose_subprotocol(["mqtt"].into_iter()), None);
         assert_eq!(choose_subprotocol(std::iter::empty()), None);
     }

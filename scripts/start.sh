@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds Stompede and starts it with its embedded defaults:
+# STOMP over TCP on 127.0.0.1:61613, STOMP over WebSocket on
+# ws://127.0.0.1:15674/ws. Extra arguments go to the broker
+# (try `scripts/start.sh --help`).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$REPO"
+require_cargo
+echo "Building stompede (release; the first build takes a few minutes)..." >&2
+cargo build --release --locked -p stompede >&2
+cat >&2 <<'HELLO'
+
+Stompede is starting:
+  STOMP over TCP        127.0.0.1:61613   (stomp.py, the `stomp` CLI, any STOMP client)
+  STOMP over WebSocket  ws://127.0.0.1:15674/ws   (@stomp/stompjs, @stomp/rx-stomp)
+Press Ctrl-C to stop it.
+
+HELLO
+exec "$CARGO_TARGET_DIR/release/stompede" "$@"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs every test: formatting, lints,
+# the Rust unit/integration/doc tests, the conformance suite against the
+# real binary over TCP and WebSocket, the real-client suites (stomp.py,
+# stompjs in Node, rx-stomp in headless Chromium), and a smoke run of the
+# load benchmark. Prints the time each stage took. Fails on the first
+# failing stage; nothing is skipped silently.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$REPO"
+require_cargo
+
+run_conformance() {
+  local bin="$CARGO_TARGET_DIR/debug/stompede"
+  local conformance="$CARGO_TARGET_DIR/debug/stompede-conformance"
+  local tcp_port ws_port
+  tcp_port=$(free_port)
+  ws_port=$(free_port)
+  "$bin" --tcp-listen "127.0.0.1:$tcp_port" --ws-listen "127.0.0.1:$ws_port" --log-level warn &
+  local pid=$!
+  trap 'kill $pid 2>/dev/null || true' RETURN
+  wait_for_port "$tcp_port"
+  wait_for_port "$ws_port"
+  "$conformance" --url "tcp://127.0.0.1:$tcp_port" --slow
+  "$conformance" --url "ws://127.0.0.1:$ws_port/ws" --slow
+}
+
+run_bench_smoke() {
+  "$CARGO_TARGET_DIR/debug/stompede-bench" --quick --start-broker "$CARGO_TARGET_DIR/debug/stompede"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() {
+  local port=$1 deadline=$((SECONDS + 30))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "port $port did not open" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+stage "install test dependencies" scripts/install-test-deps.sh
+stage "cargo fmt --check" cargo fmt --all --check
+stage "cargo clippy" cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+stage "cargo test" cargo test --locked --workspace --all-features --all-targets
+stage "doc tests" cargo test --locked --workspace --all-features --doc
+stage "build binaries" cargo build --locked --workspace --all-features --bins
+stage "conformance (tcp + ws)" run_conformance
+stage "real clients" env STOMPEDE_BIN="$CARGO_TARGET_DIR/debug/stompede" tests/clients/run.sh
+stage "load benchmark smoke run" run_bench_smoke
+print_summary
