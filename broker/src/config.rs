@@ -187,7 +187,7 @@ pub struct HeartbeatConfig {
 impl Default for HeartbeatConfig {
     fn default() -> Self {
         HeartbeatConfig {
-            send_ms: 10_000,
+            send_ms: 1_000,
             receive_ms: 10_000,
             grace_factor: 3.0,
         }

@@ -29,7 +29,7 @@ async fn connect_negotiates_the_highest_common_version() {
         assert_eq!(c.get("version"), Some(expected), "accept-version {accept}");
         assert!(c.get("server").is_some_and(|s| s.starts_with("stompede/")));
         assert!(c.get("session").is_some());
-        assert_eq!(c.get("heart-beat"), Some("10000,10000"));
+        assert_eq!(c.get("heart-beat"), Some("1000,10000"));
     }
 }
 

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Install everything the real-client test suites (tests/clients/) need, on Debian.
+#
+#   * apt:    chromium (headless browser suite), nodejs >= 20 if absent, python3-venv if needed
+#   * Python: a venv at ~/.cache/stompede/venv with tests/clients/python/requirements.txt
+#   * npm:    tests/clients/node/node_modules from package-lock.json (npm ci)
+#
+# Idempotent and non-interactive: a second run that finds everything in place changes nothing
+# and takes about a second. Prints what it does; fails loudly on any error.
+#
+# Environment:
+#   STOMPEDE_CACHE  cache root (default ~/.cache/stompede); the venv lives in $STOMPEDE_CACHE/venv
+#   PYTHON          interpreter used to create the venv (default: python3 on PATH)
+set -Eeuo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${STOMPEDE_CACHE:-$HOME/.cache/stompede}"
+VENV="$CACHE/venv"
+PY_REQS="$REPO/tests/clients/python/requirements.txt"
+NODE_DIR="$REPO/tests/clients/node"
+PYTHON="${PYTHON:-python3}"
+MIN_NODE_MAJOR=20
+
+log() { printf '[install-test-deps] %s\n' "$*"; }
+die() { printf '[install-test-deps] ERROR: %s\n' "$*" >&2; exit 1; }
+trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || die "not root and no sudo: cannot apt-get install"
+  SUDO=(sudo)
+fi
+
+# ---------------------------------------------------------------------------------------------
+# apt
+# ---------------------------------------------------------------------------------------------
+APT_UPDATED=0
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update (needed for: ${missing[*]})"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    APT_UPDATED=1
+  fi
+  log "apt-get install ${missing[*]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+command -v dpkg-query >/dev/null || die "this installer expects Debian (dpkg/apt)"
+
+# Chromium for the browser suite. /usr/bin/chromium is what the suite launches.
+apt_install chromium
+[ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after installing the chromium package"
+log "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+
+# Node.js >= 20 with npm.
+if ! command -v node >/dev/null; then
+  apt_install nodejs
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$node_major" -ge "$MIN_NODE_MAJOR" ] \
+  || die "node $(node --version) is too old: the client suites need Node >= $MIN_NODE_MAJOR"
+if ! command -v npm >/dev/null; then
+  apt_install npm
+fi
+log "node $(node --version), npm $(npm --version 2>/dev/null)"
+
+# Python with venv + ensurepip.
+command -v "$PYTHON" >/dev/null || apt_install python3
+if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  apt_install python3-venv
+  "$PYTHON" -c 'import venv, ensurepip' || die "$PYTHON has no working venv/ensurepip"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Python venv
+# ---------------------------------------------------------------------------------------------
+[ -f "$PY_REQS" ] || die "missing $PY_REQS"
+py_stamp_want="$(sha256sum "$PY_REQS" | cut -d' ' -f1) $("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+py_stamp_file="$VENV/.stompede-requirements.stamp"
+
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  log "venv at $VENV is broken (its interpreter does not start): recreating it"
+  rm -rf "$VENV"
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating venv $VENV with $("$PYTHON" --version 2>&1)"
+  mkdir -p "$CACHE"
+  "$PYTHON" -m venv "$VENV"
+fi
+if [ "$(cat "$py_stamp_file" 2>/dev/null || true)" = "$py_stamp_want" ] \
+   && "$VENV/bin/python" -c 'import stomp, pytest, pytest_timeout' >/dev/null 2>&1; then
+  log "python packages up to date in $VENV"
+else
+  log "pip install -r ${PY_REQS#"$REPO"/} into $VENV"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$PY_REQS"
+  "$VENV/bin/python" -m pip check --disable-pip-version-check
+  "$VENV/bin/python" -c 'import stomp, pytest, pytest_timeout'
+  [ -x "$VENV/bin/stomp" ] || die "stomp.py did not install its 'stomp' command in $VENV/bin"
+  printf '%s\n' "$py_stamp_want" > "$py_stamp_file"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# npm
+# ---------------------------------------------------------------------------------------------
+[ -f "$NODE_DIR/package-lock.json" ] || die "missing $NODE_DIR/package-lock.json"
+npm_stamp_want="$(cat "$NODE_DIR/package.json" "$NODE_DIR/package-lock.json" | sha256sum | cut -d' ' -f1) node$node_major"
+npm_stamp_file="$NODE_DIR/node_modules/.stompede-install.stamp"
+required_files=(
+  node_modules/@stomp/stompjs/bundles/stomp.umd.js
+  node_modules/@stomp/rx-stomp/bundles/rx-stomp.umd.js
+  node_modules/rxjs/dist/bundles/rxjs.umd.js
+  node_modules/ws/package.json
+  node_modules/playwright-core/package.json
+)
+npm_ok() {
+  [ "$(cat "$npm_stamp_file" 2>/dev/null || true)" = "$npm_stamp_want" ] || return 1
+  for f in "${required_files[@]}"; do [ -f "$NODE_DIR/$f" ] || return 1; done
+}
+if npm_ok; then
+  log "node modules up to date in ${NODE_DIR#"$REPO"/}"
+else
+  log "npm ci in ${NODE_DIR#"$REPO"/}"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  for f in "${required_files[@]}"; do
+    [ -f "$NODE_DIR/$f" ] || die "npm ci did not provide $f"
+  done
+  printf '%s\n' "$npm_stamp_want" > "$npm_stamp_file"
+fi
+
+log "done: chromium, node modules and python venv ($VENV) are ready"
