@@ -197,7 +197,9 @@ impl Headers {
                     }
                 }
             }
-            None => self.entries.push((ByteString::from(name.to_owned()), value)),
+            None => self
+                .entries
+                .push((ByteString::from(name.to_owned()), value)),
         }
     }
 

@@ -1,15 +1,27 @@
 //! # stompede-codec
 //!
-//! A zero-I/O codec for STOMP 1.0, 1.1 and 1.2 frames, built on `nom`
-//! streaming parsers and `bytes`.
+//! A zero-I/O codec for STOMP 1.0, 1.1 and 1.2 frames, built on `bytes`,
+//! `memchr` and `nom`-style streaming parsers.
 //!
 //! * [`StompCodec`] implements `tokio_util::codec::{Decoder, Encoder}`: it
 //!   yields [`Item::Frame`] or [`Item::HeartBeat`] and writes frames with the
-//!   escaping of the negotiated [`Version`].
-//! * Incomplete input is `Ok(None)`, never an error; a large body is not
-//!   rescanned on every read; header strings and the body are `Bytes` slices
-//!   of the read buffer.
-//! * Every [`Limits`] violation is a typed [`DecodeError`].
+//!   escaping of the negotiated [`Version`] (set it with
+//!   [`StompCodec::set_version`] once CONNECT has been answered; before that
+//!   the decoder accepts LF or CRLF and applies 1.2 rules, and CONNECT, STOMP
+//!   and CONNECTED headers are never escaped).
+//! * Incomplete input is `Ok(None)`, never an error. Parse progress is kept
+//!   between calls: headers are parsed once, a `content-length` body is not
+//!   scanned at all and a NUL-terminated body is not rescanned.
+//! * Zero-copy: a complete frame is split off the read buffer and frozen;
+//!   header strings and the body are `Bytes` slices of it (only headers that
+//!   contained escapes are copied; well-known names are static strings).
+//! * Every [`Limits`] violation is a typed [`DecodeError`] (see
+//!   [`DecodeError::is_limit`]); the decoder never buffers more than the
+//!   limits allow. Every error's `Display` is one line, fit for the
+//!   `message` header of an ERROR frame.
+//! * The free functions [`encode_frame`], [`encode_header`], [`escape_into`]
+//!   and [`encode_heartbeat`] write into a `BytesMut` without a codec, e.g.
+//!   to pre-encode a header block shared by many deliveries.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -26,6 +38,13 @@
 //!     }
 //!     other => panic!("unexpected {other:?}"),
 //! }
+//!
+//! // After negotiation, 1.1 escapes apply to both directions.
+//! codec.set_version(stompede_codec::Version::V1_1);
+//! let mut out = BytesMut::new();
+//! let frame = stompede_codec::Frame::new(Command::Message).header("k", "a:b");
+//! tokio_util::codec::Encoder::encode(&mut codec, &frame, &mut out).unwrap();
+//! assert_eq!(&out[..], b"MESSAGE\nk:a\\cb\n\n\0");
 //! ```
 
 mod codec;
