@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the broker and the benchmark in release mode, then runs the
+# benchmark against a freshly started broker (one per scenario).
+#
+#   bench/run.sh                      # all five scenarios over TCP
+#   bench/run.sh --transport both     # ... over TCP and WebSocket
+#   bench/run.sh --quick              # smoke run (CI)
+#   bench/run.sh latency --json       # one scenario, JSON on stdout
+#
+# Every argument goes to stompede-bench (see --help). CARGO_TARGET_DIR is
+# honoured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release --quiet -p stompede -p stompede-bench
+# 10,000 idle connections need more than the usual 1024 descriptors, on
+# both sides; stompede-bench also raises its soft limit to the hard limit
+# itself, and the broker it starts inherits it.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+exec "$target/release/stompede-bench" --start-broker "$target/release/stompede" "$@"

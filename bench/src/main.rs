@@ -1,0 +1,169 @@
+//! The `stompede-bench` command.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use stompede_bench::broker::{raise_fd_limit, ManagedBroker};
+use stompede_bench::cli::{Args, Scenario};
+use stompede_bench::conn::Endpoints;
+use stompede_bench::report::{table, Document, Report};
+use stompede_bench::scenario::{self, Ctx};
+use stompede_bench::{procfs, scan};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("stompede-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<bool> {
+    let settings = args.settings();
+    if args.measure_parsers {
+        let (fast, codec) = scan::measure_parsers(2000)?;
+        println!(
+            "parsing MESSAGE frames (100-byte bodies, 1000 per read): scanner {fast:.1} ns/frame, \
+             stompede-codec {codec:.1} ns/frame"
+        );
+        return Ok(true);
+    }
+    let scenarios = args.scenario_list();
+    let fd_limit = raise_fd_limit();
+    if scenarios.contains(&Scenario::IdleConnections)
+        && fd_limit < settings.idle_connections as u64 + 256
+    {
+        eprintln!(
+            "warning: open-file limit {fd_limit} is too low for {} connections \
+             (raise the hard limit: ulimit -Hn 65536)",
+            settings.idle_connections
+        );
+    }
+    let rt = if settings.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(settings.threads)
+            .enable_all()
+            .build()
+    }
+    .context("start the runtime")?;
+    let unix_time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let run_id = format!("{}-{unix_time}", std::process::id());
+    let base = Instant::now();
+    let hard_limit = Duration::from_secs_f64(settings.max_secs + 3.0 * settings.drain_secs + 120.0);
+
+    let mut managed: Option<ManagedBroker> = None;
+    let mut reports: Vec<Report> = Vec::new();
+    for &sc in &scenarios {
+        for transport in args.transports_for(sc) {
+            let (endpoints, broker_pid) = match &args.start_broker {
+                Some(path) => {
+                    let b = match managed.take() {
+                        Some(b) => b,
+                        None => ManagedBroker::start(path, &run_id)?,
+                    };
+                    let ep = Endpoints::parse(&b.tcp_url, &b.ws_url)?;
+                    let pid = b.pid;
+                    managed = Some(b);
+                    (ep, Some(pid))
+                }
+                None => {
+                    let ep = Endpoints::parse(&args.tcp, &args.ws)?;
+                    let pid = args.broker_pid.or_else(|| {
+                        Endpoints::port_of(&ep.tcp_addr)
+                            .and_then(|port| procfs::pid_listening_on(port).ok())
+                    });
+                    (ep, pid)
+                }
+            };
+            eprintln!(
+                "[{}] {} over {} ...",
+                sc.name(),
+                if settings.quick { "quick run" } else { "run" },
+                transport.as_str()
+            );
+            let ctx = Ctx {
+                settings: settings.clone(),
+                endpoints,
+                broker_pid,
+                run_id: run_id.clone(),
+                base,
+            };
+            let mut report = rt.block_on(async {
+                match tokio::time::timeout(hard_limit, scenario::run(&ctx, sc, transport)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let mut r = Report::new(sc.name(), transport.as_str());
+                        r.problem(format!(
+                            "did not finish within {} s (hang?)",
+                            hard_limit.as_secs()
+                        ));
+                        r
+                    }
+                }
+            });
+            if let Some(mut b) = managed.take() {
+                match b.check_alive() {
+                    Err(e) => report.problem(format!("{e:#}")),
+                    Ok(()) if args.reuse_broker => managed = Some(b),
+                    Ok(()) => {
+                        if !b.stop()? {
+                            report.problem("broker did not exit within 10 s of SIGTERM");
+                        }
+                    }
+                }
+            }
+            eprintln!(
+                "[{}] {}: {}{}",
+                sc.name(),
+                transport.as_str(),
+                report.result_text(),
+                if report.ok { "" } else { " — FAILED" }
+            );
+            reports.push(report);
+        }
+    }
+    if let Some(b) = managed.take() {
+        if !b.stop()? {
+            eprintln!("warning: the broker did not exit within 10 s of SIGTERM");
+        }
+    }
+
+    let mut text = table(&reports);
+    if settings.quick {
+        text.push_str("quick run: counts too small to judge against the targets\n");
+    }
+    let ok = reports.iter().all(|r| r.ok);
+    let targets_ok = reports.iter().all(|r| r.target_met != Some(false));
+    if args.json {
+        eprint!("{text}");
+        let doc = Document {
+            tool: "stompede-bench",
+            version: env!("CARGO_PKG_VERSION"),
+            unix_time,
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
+            started_broker: args.start_broker.as_deref(),
+            settings: &settings,
+            ok,
+            targets_met: targets_ok,
+            results: &reports,
+        };
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{text}");
+    }
+    Ok(ok && (targets_ok || !args.enforce_targets))
+}
