@@ -175,10 +175,28 @@ impl Broker {
     }
 }
 
+/// Pending connections the kernel may queue per listener. The usual 128
+/// overflows when thousands of clients reconnect at once (a restart, a
+/// load balancer shifting traffic), costing each a one-second SYN retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: &str, what: &str) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
+    let context =
+        |e: io::Error| io::Error::new(e.kind(), format!("cannot listen for {what} on {addr}: {e}"));
+    let resolved = tokio::net::lookup_host(addr)
         .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen for {what} on {addr}: {e}")))
+        .map_err(context)?
+        .next()
+        .ok_or_else(|| context(io::Error::new(io::ErrorKind::InvalidInput, "no address")))?;
+    let socket = if resolved.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(context)?;
+    socket.set_reuseaddr(true).map_err(context)?;
+    socket.bind(resolved).map_err(context)?;
+    socket.listen(LISTEN_BACKLOG).map_err(context)
 }
 
 /// A running broker.

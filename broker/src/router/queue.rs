@@ -48,10 +48,10 @@ pub(crate) struct ConsumerSpec {
 /// Messages to a queue actor.
 #[derive(Debug)]
 pub(crate) enum QueueCommand {
-    /// Enqueue a message; `done` learns whether it was accepted.
+    /// Enqueue a message and say how it went.
     Publish {
         message: Arc<Message>,
-        done: Option<oneshot::Sender<Result<(), PublishError>>>,
+        reply: PublishReply,
     },
     /// A new consumer.
     Subscribe(ConsumerSpec),
@@ -61,6 +61,15 @@ pub(crate) enum QueueCommand {
     Ack { consumer: u64, tags: Vec<u64> },
     /// Deliveries refused: redeliver them.
     Nack { consumer: u64, tags: Vec<u64> },
+}
+
+/// Where a queue actor reports the fate of a published message.
+#[derive(Debug)]
+pub(crate) enum PublishReply {
+    /// The publisher waits for the outcome (it asked for a receipt).
+    Confirm(oneshot::Sender<Result<(), PublishError>>),
+    /// Only a refusal is reported, as an ERROR in the publisher's outbox.
+    OnError(Arc<Outbox>),
 }
 
 /// A cheap handle to a queue actor.
@@ -105,6 +114,20 @@ impl QueueHandle {
         }
     }
 
+    /// Publishes without waiting for the actor; a refusal is sent to the
+    /// publisher's outbox as an ERROR.
+    pub(crate) async fn publish(
+        &self,
+        message: Arc<Message>,
+        publisher: Arc<Outbox>,
+    ) -> Result<(), PublishError> {
+        self.send(QueueCommand::Publish {
+            message,
+            reply: PublishReply::OnError(publisher),
+        })
+        .await
+    }
+
     /// Publishes and waits until the actor has accepted (or refused) it.
     pub(crate) async fn publish_confirmed(
         &self,
@@ -113,7 +136,7 @@ impl QueueHandle {
         let (tx, rx) = oneshot::channel();
         self.send(QueueCommand::Publish {
             message,
-            done: Some(tx),
+            reply: PublishReply::Confirm(tx),
         })
         .await?;
         rx.await
@@ -166,10 +189,16 @@ impl QueueActor {
 
     fn handle(&mut self, command: QueueCommand) {
         match command {
-            QueueCommand::Publish { message, done } => {
+            QueueCommand::Publish { message, reply } => {
                 let result = self.enqueue(message);
-                if let Some(done) = done {
-                    let _ = done.send(result);
+                match (reply, result) {
+                    (PublishReply::Confirm(done), result) => {
+                        let _ = done.send(result);
+                    }
+                    (PublishReply::OnError(publisher), Err(e)) => {
+                        publisher.close_with_error(e.to_string())
+                    }
+                    (PublishReply::OnError(_), Ok(())) => {}
                 }
             }
             QueueCommand::Subscribe(spec) => self.consumers.push(Consumer {

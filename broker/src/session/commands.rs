@@ -150,7 +150,8 @@ impl<T: Transport> Session<T> {
         let mut message =
             Message::from_send(destination.clone(), &frame.headers, frame.body.clone());
         self.rewrite_reply_to(&mut message)?;
-        let published = self.publish(destination, message).await;
+        let confirm = frame.headers.contains("receipt");
+        let published = self.publish(destination, message, confirm).await;
         match published {
             Ok(()) => {
                 self.shared.stats.messages_published.inc();
@@ -161,7 +162,13 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    async fn publish(&mut self, destination: ByteString, message: Message) -> Handled {
+    /// Routes a message; with `confirm`, waits until a queue has accepted it.
+    async fn publish(
+        &mut self,
+        destination: ByteString,
+        message: Message,
+        confirm: bool,
+    ) -> Handled {
         let route = self
             .shared
             .router
@@ -191,10 +198,20 @@ impl<T: Transport> Session<T> {
             }
             Route::Queue => {
                 let queue = self.shared.router.queue(&destination);
-                queue
-                    .publish_confirmed(Arc::new(message))
-                    .await
-                    .map_err(|e| refuse(e.to_string()))?;
+                let message = Arc::new(message);
+                if confirm {
+                    queue
+                        .publish_confirmed(message)
+                        .await
+                        .map_err(|e| refuse(e.to_string()))?;
+                } else {
+                    // No receipt asked for: don't wait for the actor; a
+                    // refusal comes back through our outbox as an ERROR.
+                    queue
+                        .publish(message, Arc::clone(&self.outbox))
+                        .await
+                        .map_err(|e| refuse(e.to_string()))?;
+                }
             }
         }
         Ok(())
@@ -357,6 +374,9 @@ impl<T: Transport> Session<T> {
         };
         // Unknown ids are tolerated: UNSUBSCRIBE is idempotent.
         if let Some(sub) = self.subscriptions.remove(&id) {
+            // ACKs before the UNSUBSCRIBE must reach the queue before it
+            // takes back this consumer's unacked messages.
+            self.flush_acks();
             self.ack_owner.retain(|_, owner| *owner != id);
             match sub.source {
                 Source::Topic { key } => self.shared.router.topics.unsubscribe(&key, self.id, &id),
@@ -431,19 +451,27 @@ impl<T: Transport> Session<T> {
         let Some(sub) = self.subscriptions.get_mut(&sub_id) else {
             return Ok(());
         };
-        let tags = sub.take_acked(ack_id);
-        let remaining: std::collections::HashSet<u64> = sub.unacked.keys().copied().collect();
-        if let Source::Queue { queue, consumer } = &sub.source {
-            let consumer = *consumer;
-            let command = if nack {
-                QueueCommand::Nack { consumer, tags }
-            } else {
-                QueueCommand::Ack { consumer, tags }
-            };
-            queue.send_now(command);
+        let settled = sub.take_acked(ack_id);
+        let Source::Queue { queue, consumer } = &sub.source else {
+            return Ok(());
+        };
+        let (queue, consumer) = (queue.clone(), *consumer);
+        let mut tags = Vec::with_capacity(settled.len());
+        for (ack_id, tag) in settled {
+            self.ack_owner.remove(&ack_id);
+            tags.push(tag);
         }
-        self.ack_owner
-            .retain(|id, owner| *owner != sub_id || remaining.contains(id));
+        if nack {
+            // Keep the queue's view in frame order: earlier ACKs first.
+            self.flush_acks();
+            queue.send_now(QueueCommand::Nack { consumer, tags });
+        } else {
+            self.pending_acks
+                .entry(consumer)
+                .or_insert_with(|| (queue, Vec::new()))
+                .1
+                .extend(tags);
+        }
         Ok(())
     }
 

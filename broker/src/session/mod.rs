@@ -10,6 +10,7 @@ pub(crate) mod outbox;
 mod subscription;
 
 use crate::broker::Shared;
+use crate::router::queue::{QueueCommand, QueueHandle};
 use crate::transport::{OutBuf, Transport};
 use bytes::BytesMut;
 use bytestring::ByteString;
@@ -76,6 +77,9 @@ struct Session<T> {
     subscriptions: HashMap<ByteString, Subscription>,
     /// Which subscription each outstanding ack id belongs to.
     ack_owner: HashMap<u64, ByteString>,
+    /// ACKed queue tags not yet sent to their queue, by consumer: sent once
+    /// per batch of frames instead of once per ACK.
+    pending_acks: HashMap<u64, (QueueHandle, Vec<u64>)>,
     next_ack_id: u64,
     transactions: HashMap<ByteString, Vec<TxOp>>,
     /// Temp queue name → its topic-table key (`/reply-queue/...`).
@@ -110,6 +114,7 @@ impl<T: Transport> Session<T> {
             user: None,
             subscriptions: HashMap::new(),
             ack_owner: HashMap::new(),
+            pending_acks: HashMap::new(),
             next_ack_id: 1,
             transactions: HashMap::new(),
             temp_queues: HashMap::new(),
@@ -246,14 +251,21 @@ impl<T: Transport> Session<T> {
                 }
             }
         }
+        self.flush_acks();
+    }
+
+    /// Sends the ACKs gathered in this batch to their queues.
+    fn flush_acks(&mut self) {
+        for (consumer, (queue, tags)) in self.pending_acks.drain() {
+            queue.send_now(QueueCommand::Ack { consumer, tags });
+        }
     }
 
     /// Moves ready deliveries from the outbox to the write buffer.
     fn drain_outbox(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         self.outbox.drain_into(&mut pending);
-        let mut auto_acks: HashMap<u64, (crate::router::queue::QueueHandle, Vec<u64>)> =
-            HashMap::new();
+        let mut auto_acks: HashMap<u64, (QueueHandle, Vec<u64>)> = HashMap::new();
         for item in pending.drain(..) {
             match item {
                 Outbound::Delivery(d) => self.write_delivery(d, &mut auto_acks),
@@ -269,14 +281,14 @@ impl<T: Transport> Session<T> {
         }
         self.pending = pending;
         for (consumer, (queue, tags)) in auto_acks {
-            queue.send_now(crate::router::queue::QueueCommand::Ack { consumer, tags });
+            queue.send_now(QueueCommand::Ack { consumer, tags });
         }
     }
 
     fn write_delivery(
         &mut self,
         d: outbox::Delivery,
-        auto_acks: &mut HashMap<u64, (crate::router::queue::QueueHandle, Vec<u64>)>,
+        auto_acks: &mut HashMap<u64, (QueueHandle, Vec<u64>)>,
     ) {
         if self.state == State::Closing {
             return;
@@ -364,6 +376,7 @@ impl<T: Transport> Session<T> {
     /// Releases everything the session held in the router.
     fn cleanup(&mut self) {
         self.outbox.close();
+        self.flush_acks();
         if self.state != State::AwaitConnect && !self.shared.plugins.is_empty() {
             let info = self.info();
             for plugin in &self.shared.plugins {
@@ -374,7 +387,7 @@ impl<T: Transport> Session<T> {
             match sub.source {
                 Source::Topic { key } => self.shared.router.topics.unsubscribe(&key, self.id, &id),
                 Source::Queue { queue, consumer } => {
-                    queue.send_now(crate::router::queue::QueueCommand::Unsubscribe { consumer })
+                    queue.send_now(QueueCommand::Unsubscribe { consumer })
                 }
             }
         }

@@ -53,19 +53,20 @@ pub(crate) struct Subscription {
 }
 
 impl Subscription {
-    /// Takes the deliveries an ACK/NACK of `ack_id` covers: just that one in
-    /// `client-individual` mode, it and every earlier one in `client` mode.
-    pub(crate) fn take_acked(&mut self, ack_id: u64) -> Vec<u64> {
+    /// Takes the deliveries an ACK/NACK of `ack_id` covers, as
+    /// `(ack id, queue tag)`: just that one in `client-individual` mode, it
+    /// and every earlier one in `client` mode.
+    pub(crate) fn take_acked(&mut self, ack_id: u64) -> Vec<(u64, u64)> {
         match self.ack {
             AckMode::Client => {
                 let rest = self.unacked.split_off(&(ack_id + 1));
                 let acked = std::mem::replace(&mut self.unacked, rest);
-                acked.into_values().map(|u| u.tag).collect()
+                acked.into_iter().map(|(id, u)| (id, u.tag)).collect()
             }
             _ => self
                 .unacked
                 .remove(&ack_id)
-                .map(|u| u.tag)
+                .map(|u| (ack_id, u.tag))
                 .into_iter()
                 .collect(),
         }
@@ -107,15 +108,15 @@ mod tests {
     #[test]
     fn client_mode_acks_cumulatively() {
         let mut s = sub(AckMode::Client);
-        assert_eq!(s.take_acked(2), vec![10, 11]);
+        assert_eq!(s.take_acked(2), vec![(1, 10), (2, 11)]);
         assert_eq!(s.unacked.len(), 1);
     }
 
     #[test]
     fn individual_mode_acks_one() {
         let mut s = sub(AckMode::ClientIndividual);
-        assert_eq!(s.take_acked(2), vec![11]);
-        assert_eq!(s.take_acked(2), Vec::<u64>::new());
+        assert_eq!(s.take_acked(2), vec![(2, 11)]);
+        assert_eq!(s.take_acked(2), Vec::<(u64, u64)>::new());
         assert_eq!(s.ack_id_of("m5"), Some(5));
     }
 }
