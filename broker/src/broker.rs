@@ -2,11 +2,13 @@
 
 use crate::auth::{AllowAll, Authenticator};
 use crate::client::LocalClient;
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::plugin::Plugin;
 use crate::router::Router;
 use crate::session;
 use crate::stats::Stats;
+use crate::store::commit::Committer;
+use crate::store::{MemoryStore, SledStore, Store};
 use crate::transport::{tcp::StreamTransport, ws};
 use std::future::Future;
 use std::io;
@@ -59,6 +61,7 @@ pub struct BrokerBuilder {
     config: Config,
     auth: Arc<dyn Authenticator>,
     plugins: Vec<Arc<dyn Plugin>>,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl BrokerBuilder {
@@ -92,23 +95,22 @@ impl BrokerBuilder {
         self
     }
 
-    /// Builds the broker; nothing is bound until [`Broker::start`].
+    /// Keeps persistent messages in `store` instead of the one the
+    /// configuration names.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Keeps persistent messages in memory only (tests, throwaway brokers).
+    pub fn store_in_memory(self) -> Self {
+        self.store(Arc::new(MemoryStore::default()))
+    }
+
+    /// Builds the broker; nothing is opened or bound until
+    /// [`Broker::start`].
     pub fn build(self) -> Broker {
-        let stats = Arc::new(Stats::default());
-        let config = Arc::new(self.config);
-        Broker {
-            shared: Arc::new(Shared {
-                router: Router::new(Arc::clone(&config), Arc::clone(&stats)),
-                connections: Arc::new(Semaphore::new(config.limits.max_connections)),
-                config,
-                stats,
-                auth: self.auth,
-                plugins: self.plugins,
-                shutdown: CancellationToken::new(),
-                next_session: AtomicU64::new(1),
-                next_consumer: AtomicU64::new(1),
-            }),
-        }
+        Broker { builder: self }
     }
 }
 
@@ -116,7 +118,7 @@ impl BrokerBuilder {
 /// [`Broker::run`] it until a shutdown signal or [`Broker::start`] it and
 /// keep the [`BrokerHandle`].
 pub struct Broker {
-    shared: Arc<Shared>,
+    builder: BrokerBuilder,
 }
 
 impl Broker {
@@ -127,12 +129,14 @@ impl Broker {
             config: Config::default(),
             auth: Arc::new(AllowAll),
             plugins: Vec::new(),
+            store: None,
         }
     }
 
-    /// Binds the configured listeners and starts accepting connections.
+    /// Opens the store, recovers stored queues, then binds the configured
+    /// listeners and starts accepting connections.
     pub async fn start(self) -> io::Result<BrokerHandle> {
-        let shared = self.shared;
+        let shared = self.open().await?;
         let tracker = TaskTracker::new();
         let mut tcp_addr = None;
         let mut ws_addr = None;
@@ -164,6 +168,57 @@ impl Broker {
             tcp_addr,
             ws_addr,
         })
+    }
+
+    /// Builds the shared state: store, committer, recovered queues.
+    async fn open(self) -> io::Result<Arc<Shared>> {
+        let BrokerBuilder {
+            config,
+            auth,
+            plugins,
+            store,
+        } = self.builder;
+        let config = Arc::new(config);
+        let stats = Arc::new(Stats::default());
+        let store: Arc<dyn Store> = match store {
+            Some(store) => store,
+            None => match config.store.kind {
+                StoreKind::Memory => Arc::new(MemoryStore::default()),
+                StoreKind::Sled => {
+                    let path = std::path::PathBuf::from(&config.store.path);
+                    let opened = tokio::task::spawn_blocking(move || SledStore::open(&path))
+                        .await
+                        .map_err(io::Error::other)?;
+                    Arc::new(opened.map_err(|e| io::Error::other(e.to_string()))?)
+                }
+            },
+        };
+        let committer = Committer::start(
+            Arc::clone(&store),
+            config.store.fsync,
+            Duration::from_millis(config.store.fsync_interval_ms),
+        );
+        let router = Router::new(Arc::clone(&config), Arc::clone(&stats), store, committer);
+        let started = std::time::Instant::now();
+        let recovered = router
+            .recover()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        tracing::info!(
+            messages = recovered,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store recovered"
+        );
+        Ok(Arc::new(Shared {
+            router,
+            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            config,
+            stats,
+            auth,
+            plugins,
+            shutdown: CancellationToken::new(),
+            next_session: AtomicU64::new(1),
+            next_consumer: AtomicU64::new(1),
+        }))
     }
 
     /// Starts, runs until `shutdown` completes, then shuts down gracefully.

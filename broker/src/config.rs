@@ -28,6 +28,8 @@ pub struct Config {
     pub queues: QueuesConfig,
     /// Destination routing.
     pub routing: RoutingConfig,
+    /// Durable storage.
+    pub store: StoreConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
     /// Logging.
@@ -35,9 +37,22 @@ pub struct Config {
 }
 
 impl Config {
-    /// Parses a TOML document; missing keys take their defaults.
+    /// Parses a TOML document; missing keys take their defaults, unknown
+    /// keys are errors.
     pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
-        toml::from_str(text)
+        let config: Config = toml::from_str(text)?;
+        // serde cannot refuse unknown keys next to a flattened struct, so
+        // the queue tables are checked by hand.
+        let raw: toml::Table = toml::from_str(text)?;
+        if let Some(toml::Value::Table(queues)) = raw.get("queues") {
+            check_queue_keys(queues, &["default_prefetch", "policy"])?;
+            if let Some(toml::Value::Array(policies)) = queues.get("policy") {
+                for policy in policies.iter().filter_map(toml::Value::as_table) {
+                    check_queue_keys(policy, &["pattern"])?;
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Reads and parses a TOML file.
@@ -233,24 +248,168 @@ pub enum QueueOverflowPolicy {
     DropOldest,
 }
 
-/// Queue behaviour.
+/// Queue behaviour: defaults for every queue, and overrides for queues
+/// whose destination matches a policy's pattern. (Unknown keys are caught
+/// by the flattened [`QueueSettings`].)
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct QueuesConfig {
     /// Prefetch when SUBSCRIBE has no `prefetch-count`.
     pub default_prefetch: u32,
-    /// Ready messages per queue.
-    pub max_length: usize,
-    /// Overflow policy.
-    pub overflow: QueueOverflowPolicy,
+    /// Settings of queues no policy matches.
+    #[serde(flatten)]
+    pub defaults: QueueSettings,
+    /// Per-queue overrides; the first matching pattern wins.
+    #[serde(rename = "policy")]
+    pub policies: Vec<QueuePolicy>,
 }
 
 impl Default for QueuesConfig {
     fn default() -> Self {
         QueuesConfig {
             default_prefetch: 1000,
+            defaults: QueueSettings::default(),
+            policies: Vec::new(),
+        }
+    }
+}
+
+impl QueuesConfig {
+    /// The settings that apply to queue `destination`.
+    pub fn settings_for(&self, destination: &str) -> QueueSettings {
+        self.policies
+            .iter()
+            .find(|p| pattern_matches(&p.pattern, destination))
+            .map(|p| p.settings.clone())
+            .unwrap_or_else(|| self.defaults.clone())
+    }
+}
+
+/// Refuses keys of a queue table that are neither settings nor `extra`.
+fn check_queue_keys(table: &toml::Table, extra: &[&str]) -> Result<(), toml::de::Error> {
+    for key in table.keys() {
+        if !QueueSettings::KEYS.contains(&key.as_str()) && !extra.contains(&key.as_str()) {
+            return Err(serde::de::Error::custom(format!(
+                "unknown queue setting `{key}`, expected one of {}",
+                QueueSettings::KEYS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `pattern` is a destination, or a prefix followed by `*`.
+fn pattern_matches(pattern: &str, destination: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => destination.starts_with(prefix),
+        None => pattern == destination,
+    }
+}
+
+/// The settings of one queue.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Ready messages the queue holds before the overflow policy applies.
+    pub max_length: usize,
+    /// Body bytes of ready messages before the overflow policy applies
+    /// (0 = no byte limit).
+    pub max_bytes: u64,
+    /// What a full queue does with a new message.
+    pub overflow: QueueOverflowPolicy,
+    /// Store every message, even without `persistent:true`.
+    pub durable: bool,
+    /// Messages older than this are never delivered (0 = no limit). A
+    /// message's own `expires` header applies too.
+    pub ttl_ms: u64,
+    /// Deliveries without ACK before a message is dead-lettered (0 = no
+    /// limit).
+    pub max_deliveries: u32,
+    /// Where dead letters go; `{name}` is the queue's name after `/queue/`.
+    pub dead_letter: String,
+}
+
+impl QueueSettings {
+    /// The setting names, as written in the configuration file.
+    pub const KEYS: [&'static str; 7] = [
+        "max_length",
+        "max_bytes",
+        "overflow",
+        "durable",
+        "ttl_ms",
+        "max_deliveries",
+        "dead_letter",
+    ];
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
             max_length: 100_000,
+            max_bytes: 0,
             overflow: QueueOverflowPolicy::Reject,
+            durable: false,
+            ttl_ms: 0,
+            max_deliveries: 0,
+            dead_letter: "/queue/dlq.{name}".into(),
+        }
+    }
+}
+
+/// Settings for the queues whose destination matches `pattern`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct QueuePolicy {
+    /// A destination, or a prefix followed by `*` (`/queue/orders.*`).
+    pub pattern: String,
+    /// The settings (unset keys take the built-in defaults).
+    #[serde(flatten)]
+    pub settings: QueueSettings,
+}
+
+/// Which store keeps persistent messages.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    /// On disk, in a sled database at `store.path`.
+    Sled,
+    /// In memory: nothing survives a restart.
+    Memory,
+}
+
+/// When the store fsyncs.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsyncPolicy {
+    /// Sync before every RECEIPT; concurrent publishers still share syncs.
+    Always,
+    /// Gather writes for `fsync_interval_ms`, then sync once for all.
+    Batch,
+    /// Never wait for a sync (the store flushes about once a second):
+    /// fastest, but a crash can lose receipted messages.
+    Never,
+}
+
+/// Durable storage.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Store kind.
+    pub kind: StoreKind,
+    /// The sled database directory.
+    pub path: String,
+    /// Fsync policy.
+    pub fsync: FsyncPolicy,
+    /// The batching window of the `batch` policy.
+    pub fsync_interval_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: StoreKind::Sled,
+            path: "stompede-data".into(),
+            fsync: FsyncPolicy::Batch,
+            fsync_interval_ms: 2,
         }
     }
 }
@@ -334,6 +493,20 @@ mod tests {
     fn default_file_matches_default_struct() {
         let parsed = Config::from_toml(DEFAULT_CONFIG_TOML).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn queue_policies_override_the_defaults_by_pattern() {
+        let c = Config::from_toml(
+            "[queues]\nmax_length = 5\n[[queues.policy]]\npattern = \"/queue/orders.*\"\ndurable = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.queues.settings_for("/queue/other").max_length, 5);
+        assert!(!c.queues.settings_for("/queue/other").durable);
+        let orders = c.queues.settings_for("/queue/orders.eu");
+        assert!(orders.durable);
+        assert_eq!(orders.max_length, QueueSettings::default().max_length);
+        assert!(Config::from_toml("[queues]\nmax_lenght = 5\n").is_err());
     }
 
     #[test]

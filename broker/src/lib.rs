@@ -11,6 +11,7 @@
 //! let broker = Broker::builder()
 //!     .tcp(Some("127.0.0.1:0"))
 //!     .websocket(Some("127.0.0.1:0"))
+//!     .store_in_memory()
 //!     .build()
 //!     .start()
 //!     .await?;
@@ -38,6 +39,7 @@ pub mod plugin;
 mod router;
 mod session;
 pub mod stats;
+pub mod store;
 mod transport;
 
 pub use broker::{Broker, BrokerBuilder, BrokerHandle};

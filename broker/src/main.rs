@@ -19,6 +19,12 @@ struct Cli {
     /// STOMP-over-WebSocket listen address; "" disables the listener.
     #[arg(long, env = "STOMPEDE_WS_LISTEN")]
     ws_listen: Option<String>,
+    /// Directory of the on-disk store (sled).
+    #[arg(long, env = "STOMPEDE_DATA_DIR")]
+    data_dir: Option<String>,
+    /// Keep persistent messages in memory only (nothing survives a restart).
+    #[arg(long, env = "STOMPEDE_MEMORY_STORE")]
+    memory_store: bool,
     /// Log format: text or json.
     #[arg(long, env = "STOMPEDE_LOG_FORMAT")]
     log_format: Option<String>,
@@ -94,6 +100,12 @@ fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if let Some(addr) = &cli.ws_listen {
         config.listeners.websocket = addr.clone();
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.store.path = dir.clone();
+    }
+    if cli.memory_store {
+        config.store.kind = stompede::config::StoreKind::Memory;
     }
     if let Some(format) = &cli.log_format {
         config.log.format = match format.as_str() {

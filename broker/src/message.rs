@@ -52,6 +52,22 @@ impl Message {
         }
     }
 
+    /// A message read back from the store, with its original id.
+    pub(crate) fn restored(
+        destination: ByteString,
+        message_id: ByteString,
+        headers: Headers,
+        body: Bytes,
+    ) -> Message {
+        Message {
+            destination,
+            message_id,
+            headers,
+            body,
+            encoded_headers: Default::default(),
+        }
+    }
+
     /// Builds a message from a SEND's headers, dropping the reserved ones.
     pub fn from_send(destination: ByteString, send_headers: &Headers, body: Bytes) -> Message {
         let mut headers = Headers::with_capacity(send_headers.len());

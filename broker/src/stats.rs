@@ -50,6 +50,10 @@ pub struct Stats {
     pub messages_redelivered: Counter,
     /// Queue messages refused or discarded by the overflow policy.
     pub queue_overflows: Counter,
+    /// Queue messages that expired before delivery.
+    pub messages_expired: Counter,
+    /// Queue messages moved to a dead-letter queue.
+    pub messages_dead_lettered: Counter,
     /// ERROR frames sent.
     pub errors_sent: Counter,
 }

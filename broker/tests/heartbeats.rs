@@ -18,6 +18,7 @@ async fn broker(config_fn: impl FnOnce(&mut Config)) -> stompede::BrokerHandle {
     config_fn(&mut config);
     Broker::builder()
         .config(config)
+        .store_in_memory()
         .build()
         .start()
         .await

@@ -56,6 +56,7 @@ async fn broker(disconnects: Arc<AtomicUsize>) -> stompede::BrokerHandle {
     config.listeners.websocket = String::new();
     Broker::builder()
         .config(config)
+        .store_in_memory()
         .plugin(Guard { disconnects })
         .build()
         .start()

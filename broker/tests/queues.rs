@@ -225,8 +225,8 @@ async fn nack_is_refused_in_1_0() {
 #[tokio::test]
 async fn a_full_queue_rejects_new_messages() {
     let mut config = Config::default();
-    config.queues.max_length = 2;
-    config.queues.overflow = QueueOverflowPolicy::Reject;
+    config.queues.defaults.max_length = 2;
+    config.queues.defaults.overflow = QueueOverflowPolicy::Reject;
     let broker = start_with(config).await;
     let mut p = Peer::connected(&broker).await;
     p.publish("/queue/small", "1").await;
@@ -242,8 +242,8 @@ async fn a_full_queue_rejects_new_messages() {
 #[tokio::test]
 async fn drop_oldest_overflow_keeps_the_newest() {
     let mut config = Config::default();
-    config.queues.max_length = 2;
-    config.queues.overflow = QueueOverflowPolicy::DropOldest;
+    config.queues.defaults.max_length = 2;
+    config.queues.defaults.overflow = QueueOverflowPolicy::DropOldest;
     let broker = start_with(config).await;
     let mut p = Peer::connected(&broker).await;
     for i in 1..=3 {

@@ -19,6 +19,7 @@ async fn broker(policy: SlowConsumerPolicy) -> BrokerHandle {
     config.delivery.slow_consumer = policy;
     Broker::builder()
         .config(config)
+        .store_in_memory()
         .build()
         .start()
         .await

@@ -15,10 +15,11 @@ pub(crate) mod wildcard;
 
 use crate::config::{Config, UnknownPrefixPolicy};
 use crate::stats::Stats;
+use crate::store::commit::Committer;
+use crate::store::{Store, StoreError};
 use bytestring::ByteString;
-use queue::QueueHandle;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use queue::{QueueHandle, QueueRegistry};
+use std::sync::Arc;
 use topic::TopicTable;
 
 /// Where a destination routes.
@@ -52,20 +53,28 @@ pub(crate) enum RouteError {
 pub(crate) struct Router {
     /// Topic-like destinations.
     pub topics: TopicTable,
-    // std Mutex: only held to look up or create a handle.
-    queues: Mutex<HashMap<ByteString, QueueHandle>>,
+    /// Queue actors.
+    pub queues: Arc<QueueRegistry>,
     config: Arc<Config>,
-    stats: Arc<Stats>,
 }
 
 impl Router {
-    pub(crate) fn new(config: Arc<Config>, stats: Arc<Stats>) -> Router {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        stats: Arc<Stats>,
+        store: Arc<dyn Store>,
+        committer: Committer,
+    ) -> Router {
         Router {
             topics: TopicTable::default(),
-            queues: Mutex::new(HashMap::new()),
+            queues: QueueRegistry::new(config.queues.clone(), stats, store, committer),
             config,
-            stats,
         }
+    }
+
+    /// Rebuilds the stored queues; returns how many messages came back.
+    pub(crate) fn recover(&self) -> Result<usize, StoreError> {
+        self.queues.recover()
     }
 
     /// Classifies a destination.
@@ -100,16 +109,6 @@ impl Router {
 
     /// The actor for queue `name`, started on first use.
     pub(crate) fn queue(&self, name: &ByteString) -> QueueHandle {
-        let mut queues = crate::session::outbox::lock(&self.queues);
-        queues
-            .entry(name.clone())
-            .or_insert_with(|| {
-                QueueHandle::spawn(
-                    name.clone(),
-                    self.config.queues.clone(),
-                    Arc::clone(&self.stats),
-                )
-            })
-            .clone()
+        self.queues.queue(name)
     }
 }

@@ -464,7 +464,12 @@ impl<T: Transport> Session<T> {
         if nack {
             // Keep the queue's view in frame order: earlier ACKs first.
             self.flush_acks();
-            queue.send_now(QueueCommand::Nack { consumer, tags });
+            let requeue = frame.get("requeue") != Some("false");
+            queue.send_now(QueueCommand::Nack {
+                consumer,
+                tags,
+                requeue,
+            });
         } else {
             self.pending_acks
                 .entry(consumer)

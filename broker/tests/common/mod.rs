@@ -19,6 +19,7 @@ pub async fn start_with(mut config: Config) -> BrokerHandle {
     config.listeners.websocket = "127.0.0.1:0".into();
     Broker::builder()
         .config(config)
+        .store_in_memory()
         .build()
         .start()
         .await

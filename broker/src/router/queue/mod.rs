@@ -1,0 +1,239 @@
+//! Queues: one actor per `/queue/...` destination ([`actor`]), reached
+//! through a cheap [`QueueHandle`], found or created in the
+//! [`QueueRegistry`].
+//!
+//! The actor alone owns the ready messages, the consumers, their prefetch
+//! credit and their unacknowledged deliveries, so none of that needs a lock.
+//! Persistent messages are written to the [`Store`] before they count as
+//! accepted, and deleted when acknowledged.
+
+mod actor;
+mod ready;
+
+use crate::config::QueuesConfig;
+use crate::message::Message;
+use crate::session::outbox::Outbox;
+use crate::stats::Stats;
+use crate::store::commit::Committer;
+use crate::store::{Store, StoreError};
+use bytestring::ByteString;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands waiting for one queue actor. A full channel makes publishers
+/// wait: backpressure, not loss.
+const QUEUE_COMMAND_CAPACITY: usize = 4096;
+
+/// Why a publish to a queue was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum PublishError {
+    /// The queue is at its length or byte limit and the policy is `reject`.
+    #[error("queue {0} is full")]
+    Full(String),
+    /// The message could not be stored.
+    #[error("message not stored: {0}")]
+    Store(StoreError),
+    /// The queue actor has stopped (broker shutting down).
+    #[error("queue {0} is unavailable")]
+    Gone(String),
+}
+
+/// A consumer as the session registers it.
+#[derive(Debug)]
+pub(crate) struct ConsumerSpec {
+    /// Unique id (broker-wide).
+    pub id: u64,
+    /// The SUBSCRIBE id, echoed in MESSAGE frames.
+    pub subscription: ByteString,
+    /// Where deliveries go.
+    pub outbox: Arc<Outbox>,
+    /// Maximum unacknowledged deliveries.
+    pub prefetch: u32,
+}
+
+/// Messages to a queue actor.
+#[derive(Debug)]
+pub(crate) enum QueueCommand {
+    /// Enqueue a message and say how it went.
+    Publish {
+        message: Arc<Message>,
+        reply: PublishReply,
+    },
+    /// A new consumer.
+    Subscribe(ConsumerSpec),
+    /// A consumer left; its unacknowledged deliveries are redelivered.
+    Unsubscribe { consumer: u64 },
+    /// Deliveries processed.
+    Ack { consumer: u64, tags: Vec<u64> },
+    /// Deliveries refused: redeliver them, or dead-letter them when
+    /// `requeue` is false.
+    Nack {
+        consumer: u64,
+        tags: Vec<u64>,
+        requeue: bool,
+    },
+    /// Delete the queue and everything stored for it (a durable
+    /// subscription was removed).
+    Delete,
+}
+
+/// Where a queue actor reports the fate of a published message.
+#[derive(Debug)]
+pub(crate) enum PublishReply {
+    /// The publisher waits for the outcome (it asked for a receipt); a
+    /// persistent message is confirmed once it is durable.
+    Confirm(oneshot::Sender<Result<(), PublishError>>),
+    /// Only a refusal is reported, as an ERROR in the publisher's outbox.
+    OnError(Arc<Outbox>),
+    /// Nobody to tell (dead letters, topic copies for durable
+    /// subscriptions); a refusal is logged and counted.
+    Nobody,
+}
+
+/// A cheap handle to a queue actor.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueHandle {
+    name: ByteString,
+    commands: mpsc::Sender<QueueCommand>,
+}
+
+impl QueueHandle {
+    /// Sends a command; waits while the actor's channel is full.
+    pub(crate) async fn send(&self, command: QueueCommand) -> Result<(), PublishError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| PublishError::Gone(self.name.to_string()))
+    }
+
+    /// Sends a command without waiting (from places that cannot await).
+    pub(crate) fn send_now(&self, command: QueueCommand) {
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
+            let commands = self.commands.clone();
+            tokio::spawn(async move {
+                let _ = commands.send(command).await;
+            });
+        }
+    }
+
+    /// Publishes without waiting for the actor; a refusal is sent to the
+    /// publisher's outbox as an ERROR.
+    pub(crate) async fn publish(
+        &self,
+        message: Arc<Message>,
+        publisher: Arc<Outbox>,
+    ) -> Result<(), PublishError> {
+        self.send(QueueCommand::Publish {
+            message,
+            reply: PublishReply::OnError(publisher),
+        })
+        .await
+    }
+
+    /// Publishes and waits until the actor has accepted (or refused) it,
+    /// and, for a persistent message, until it is durable.
+    pub(crate) async fn publish_confirmed(
+        &self,
+        message: Arc<Message>,
+    ) -> Result<(), PublishError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(QueueCommand::Publish {
+            message,
+            reply: PublishReply::Confirm(tx),
+        })
+        .await?;
+        rx.await
+            .unwrap_or_else(|_| Err(PublishError::Gone(self.name.to_string())))
+    }
+}
+
+/// Everything queue actors share.
+pub(crate) struct QueueRegistry {
+    // std Mutex: only held to look up or create a handle.
+    queues: Mutex<HashMap<ByteString, QueueHandle>>,
+    config: QueuesConfig,
+    stats: Arc<Stats>,
+    store: Arc<dyn Store>,
+    committer: Committer,
+    /// Handed to actors so they can dead-letter into other queues without
+    /// keeping the registry alive.
+    myself: Weak<QueueRegistry>,
+}
+
+impl std::fmt::Debug for QueueRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueRegistry").finish_non_exhaustive()
+    }
+}
+
+impl QueueRegistry {
+    pub(crate) fn new(
+        config: QueuesConfig,
+        stats: Arc<Stats>,
+        store: Arc<dyn Store>,
+        committer: Committer,
+    ) -> Arc<QueueRegistry> {
+        Arc::new_cyclic(|myself| QueueRegistry {
+            queues: Mutex::new(HashMap::new()),
+            config,
+            stats,
+            store,
+            committer,
+            myself: myself.clone(),
+        })
+    }
+
+    /// The actor for queue `name`, started on first use.
+    pub(crate) fn queue(&self, name: &ByteString) -> QueueHandle {
+        let mut queues = crate::session::outbox::lock(&self.queues);
+        queues
+            .entry(name.clone())
+            .or_insert_with(|| self.spawn(name.clone(), Vec::new()))
+            .clone()
+    }
+
+    /// Forgets a deleted queue's handle.
+    pub(crate) fn remove(&self, name: &str) -> Option<QueueHandle> {
+        crate::session::outbox::lock(&self.queues).remove(name)
+    }
+
+    /// Rebuilds every stored queue. Call before any listener opens.
+    pub(crate) fn recover(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        for stored in self.store.load()? {
+            let mut messages = Vec::with_capacity(stored.messages.len());
+            for (seq, record) in &stored.messages {
+                match crate::store::decode_message(record) {
+                    Ok(m) => messages.push((*seq, m)),
+                    Err(e) => {
+                        tracing::error!(queue = %stored.name, seq, error = %e, "skipping an unreadable stored message")
+                    }
+                }
+            }
+            total += messages.len();
+            let name = ByteString::from(stored.name);
+            let handle = self.spawn(name.clone(), messages);
+            crate::session::outbox::lock(&self.queues).insert(name, handle);
+        }
+        Ok(total)
+    }
+
+    fn spawn(&self, name: ByteString, recovered: Vec<(u64, Message)>) -> QueueHandle {
+        let (tx, rx) = mpsc::channel(QUEUE_COMMAND_CAPACITY);
+        let settings = self.config.settings_for(&name);
+        let actor = actor::QueueActor::new(
+            name.clone(),
+            settings,
+            actor::Shared {
+                stats: Arc::clone(&self.stats),
+                store: Arc::clone(&self.store),
+                committer: self.committer.clone(),
+                registry: self.myself.clone(),
+            },
+            recovered,
+        );
+        tokio::spawn(actor.run(rx));
+        QueueHandle { name, commands: tx }
+    }
+}

@@ -1,0 +1,105 @@
+//! Group commit: publishers waiting for durability share one fsync.
+//!
+//! A queue actor writes a persistent message to the store (cheap, not yet
+//! durable) and hands the publisher's confirmation to the [`Committer`]. The
+//! committer waits for the first request, lets more arrive for up to the
+//! configured interval, then runs one [`Store::sync`] on a blocking thread
+//! and answers every request that was queued before the sync began.
+
+use super::{Store, StoreError};
+use crate::config::FsyncPolicy;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Someone waiting for their write to become durable.
+pub(crate) type Waiter = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// Hands out durability confirmations.
+#[derive(Clone)]
+pub(crate) struct Committer {
+    policy: FsyncPolicy,
+    // Unbounded on purpose: every request stands for a publisher that is
+    // waiting for its RECEIPT, so the number is bounded by the sessions.
+    requests: mpsc::UnboundedSender<Waiter>,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer")
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Committer {
+    /// Starts the commit loop for `store`.
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        policy: FsyncPolicy,
+        interval: Duration,
+    ) -> Committer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if policy != FsyncPolicy::Never {
+            let batch_wait = if policy == FsyncPolicy::Batch {
+                interval
+            } else {
+                Duration::ZERO
+            };
+            tokio::spawn(commit_loop(store, rx, batch_wait));
+        }
+        Committer {
+            policy,
+            requests: tx,
+        }
+    }
+
+    /// Calls `waiter` once everything written so far is durable (at once
+    /// under the `never` policy).
+    pub(crate) fn after_sync(&self, waiter: Waiter) {
+        if self.policy == FsyncPolicy::Never {
+            waiter(Ok(()));
+            return;
+        }
+        if let Err(mpsc::error::SendError(waiter)) = self.requests.send(waiter) {
+            waiter(Err(StoreError("the store is shutting down".into())));
+        }
+    }
+
+    /// Waits until everything written so far is durable.
+    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.after_sync(Box::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError("the store is shutting down".into())))
+    }
+}
+
+async fn commit_loop(
+    store: Arc<dyn Store>,
+    mut requests: mpsc::UnboundedReceiver<Waiter>,
+    batch_wait: Duration,
+) {
+    let mut batch: Vec<Waiter> = Vec::new();
+    while let Some(first) = requests.recv().await {
+        batch.push(first);
+        if !batch_wait.is_zero() {
+            tokio::time::sleep(batch_wait).await;
+        }
+        while let Ok(more) = requests.try_recv() {
+            batch.push(more);
+        }
+        let store = Arc::clone(&store);
+        let result = tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .unwrap_or_else(|e| Err(StoreError(format!("sync task failed: {e}"))));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, waiting = batch.len(), "store sync failed");
+        }
+        for waiter in batch.drain(..) {
+            waiter(result.clone());
+        }
+    }
+}
