@@ -9,6 +9,7 @@
 //! | `/reply-queue/` | the rewritten address of someone's temp queue |
 //! | `/user/` | every session of one user |
 
+pub(crate) mod durable;
 pub(crate) mod queue;
 pub(crate) mod topic;
 pub(crate) mod wildcard;
@@ -55,6 +56,8 @@ pub(crate) struct Router {
     pub topics: TopicTable,
     /// Queue actors.
     pub queues: Arc<QueueRegistry>,
+    /// Durable topic subscriptions.
+    pub durable: durable::DurableBindings,
     config: Arc<Config>,
 }
 
@@ -65,16 +68,22 @@ impl Router {
         store: Arc<dyn Store>,
         committer: Committer,
     ) -> Router {
+        let queues =
+            QueueRegistry::new(config.queues.clone(), stats, Arc::clone(&store), committer);
         Router {
             topics: TopicTable::default(),
-            queues: QueueRegistry::new(config.queues.clone(), stats, store, committer),
+            durable: durable::DurableBindings::new(Arc::clone(&queues), store),
+            queues,
             config,
         }
     }
 
     /// Rebuilds the stored queues; returns how many messages came back.
     pub(crate) fn recover(&self) -> Result<usize, StoreError> {
-        self.queues.recover()
+        let messages = self.queues.recover()?;
+        let bindings = self.durable.recover()?;
+        tracing::debug!(bindings, "durable subscriptions recovered");
+        Ok(messages)
     }
 
     /// Classifies a destination.

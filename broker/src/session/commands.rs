@@ -4,9 +4,10 @@ use super::subscription::{AckMode, Source, Subscription};
 use super::{HeartBeat, Session, State, TxOp};
 use crate::auth::ConnectRequest;
 use crate::message::Message;
+use crate::router::queue::QueueHandle;
 use crate::router::queue::{ConsumerSpec, QueueCommand};
 use crate::router::topic::TopicSubscriber;
-use crate::router::Route;
+use crate::router::{durable, Route};
 use crate::transport::Transport;
 use bytestring::ByteString;
 use std::collections::BTreeMap;
@@ -90,6 +91,7 @@ impl<T: Transport> Session<T> {
             })
             .map_err(|e| refuse(format!("authentication failed: {e}")))?;
         self.user = principal.user;
+        self.client_id = frame.headers.get_shared("client-id").cloned();
         if !self.shared.plugins.is_empty() {
             let info = self.info();
             for plugin in &self.shared.plugins {
@@ -175,7 +177,12 @@ impl<T: Transport> Session<T> {
             .route(&destination)
             .map_err(|e| refuse(e.to_string()))?;
         match route {
-            Route::Topic | Route::ReplyQueue => {
+            Route::Topic => {
+                let message = Arc::new(message);
+                self.shared.router.topics.publish(&destination, &message);
+                self.shared.router.durable.publish(&message).await;
+            }
+            Route::ReplyQueue => {
                 self.shared
                     .router
                     .topics
@@ -299,9 +306,18 @@ impl<T: Transport> Session<T> {
             .route(&destination)
             .map_err(|e| refuse(e.to_string()))?;
         match route {
-            Route::Topic => {
-                self.add_topic_subscription(id, destination, ack);
-            }
+            Route::Topic => match self.durable_subscription_name(frame, &id)? {
+                Some(queue_name) => {
+                    let queue = self
+                        .shared
+                        .router
+                        .durable
+                        .bind(&destination, &queue_name)
+                        .map_err(|e| refuse(e.to_string()))?;
+                    self.add_queue_subscription(frame, id, queue, ack).await?;
+                }
+                None => self.add_topic_subscription(id, destination, ack),
+            },
             Route::TempQueue(name) => {
                 let name = ByteString::from(name.to_owned());
                 let key = self.temp_queue_key(&name);
@@ -333,37 +349,77 @@ impl<T: Transport> Session<T> {
                 self.add_topic_subscription(id, key, ack);
             }
             Route::Queue => {
-                let prefetch = match frame.get("prefetch-count") {
-                    None => self.shared.config.queues.default_prefetch,
-                    Some(v) => v
-                        .trim()
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| refuse(format!("invalid prefetch-count '{v}'")))?,
-                };
                 let queue = self.shared.router.queue(&destination);
-                let consumer = self.shared.next_consumer_id();
-                queue
-                    .send(QueueCommand::Subscribe(ConsumerSpec {
-                        id: consumer,
-                        subscription: id.clone(),
-                        outbox: Arc::clone(&self.outbox),
-                        prefetch,
-                    }))
-                    .await
-                    .map_err(|e| refuse(e.to_string()))?;
-                self.subscriptions.insert(
-                    id,
-                    Subscription {
-                        ack,
-                        source: Source::Queue { queue, consumer },
-                        unacked: BTreeMap::new(),
-                    },
-                );
+                self.add_queue_subscription(frame, id, queue, ack).await?;
             }
         }
         Ok(())
+    }
+
+    /// Registers this session as a consumer of `queue`.
+    async fn add_queue_subscription(
+        &mut self,
+        frame: &Frame,
+        id: ByteString,
+        queue: QueueHandle,
+        ack: AckMode,
+    ) -> Handled {
+        let prefetch = match frame.get("prefetch-count") {
+            None => self.shared.config.queues.default_prefetch,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| refuse(format!("invalid prefetch-count '{v}'")))?,
+        };
+        let consumer = self.shared.next_consumer_id();
+        queue
+            .send(QueueCommand::Subscribe(ConsumerSpec {
+                id: consumer,
+                subscription: id.clone(),
+                outbox: Arc::clone(&self.outbox),
+                prefetch,
+            }))
+            .await
+            .map_err(|e| refuse(e.to_string()))?;
+        self.subscriptions.insert(
+            id,
+            Subscription {
+                ack,
+                source: Source::Queue { queue, consumer },
+                unacked: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// The internal queue of a durable topic subscription, if the frame asks
+    /// for one: `durable:true` (RabbitMQ) or `activemq.subscriptionName`
+    /// (ActiveMQ). The owner is the CONNECT `client-id`, else the login.
+    fn durable_subscription_name(
+        &self,
+        frame: &Frame,
+        id: &str,
+    ) -> Result<Option<ByteString>, Refusal> {
+        let activemq_name = frame.get("activemq.subscriptionName");
+        let durable =
+            frame.get("durable") == Some("true") || frame.get("persistent") == Some("true");
+        if !durable && activemq_name.is_none() {
+            return Ok(None);
+        }
+        let owner = self
+            .client_id
+            .as_deref()
+            .or(self.user.as_deref())
+            .ok_or_else(|| refuse("durable subscriptions need a CONNECT client-id or login"))?;
+        let name = activemq_name.unwrap_or(id);
+        if owner.contains('/') || name.contains('/') {
+            return Err(refuse(
+                "durable subscription names and client ids may not contain '/'",
+            ));
+        }
+        Ok(Some(durable::queue_name(owner, name)))
     }
 
     fn on_unsubscribe(&mut self, frame: &Frame) -> Handled {
@@ -372,6 +428,19 @@ impl<T: Transport> Session<T> {
             (None, Version::V1_0) => required(frame, "destination")?,
             (None, _) => return Err(refuse("UNSUBSCRIBE requires an id header")),
         };
+        // UNSUBSCRIBE durable:true also deletes the durable subscription,
+        // whether or not it is active on this connection.
+        if let Some(queue_name) = self.durable_subscription_name(frame, &id)? {
+            self.flush_acks();
+            self.subscriptions.remove(&id);
+            self.ack_owner.retain(|_, owner| *owner != id);
+            self.shared
+                .router
+                .durable
+                .unbind(&queue_name)
+                .map_err(|e| refuse(e.to_string()))?;
+            return Ok(());
+        }
         // Unknown ids are tolerated: UNSUBSCRIBE is idempotent.
         if let Some(sub) = self.subscriptions.remove(&id) {
             // ACKs before the UNSUBSCRIBE must reach the queue before it

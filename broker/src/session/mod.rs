@@ -74,6 +74,8 @@ struct Session<T> {
     state: State,
     version: Version,
     user: Option<ByteString>,
+    /// The CONNECT `client-id` (names durable subscriptions).
+    client_id: Option<ByteString>,
     subscriptions: HashMap<ByteString, Subscription>,
     /// Which subscription each outstanding ack id belongs to.
     ack_owner: HashMap<u64, ByteString>,
@@ -112,6 +114,7 @@ impl<T: Transport> Session<T> {
             state: State::AwaitConnect,
             version: Version::V1_2,
             user: None,
+            client_id: None,
             subscriptions: HashMap::new(),
             ack_owner: HashMap::new(),
             pending_acks: HashMap::new(),

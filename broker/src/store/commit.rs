@@ -10,7 +10,7 @@ use super::{Store, StoreError};
 use crate::config::FsyncPolicy;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Someone waiting for their write to become durable.
 pub(crate) type Waiter = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -64,16 +64,6 @@ impl Committer {
         if let Err(mpsc::error::SendError(waiter)) = self.requests.send(waiter) {
             waiter(Err(StoreError("the store is shutting down".into())));
         }
-    }
-
-    /// Waits until everything written so far is durable.
-    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.after_sync(Box::new(move |r| {
-            let _ = tx.send(r);
-        }));
-        rx.await
-            .unwrap_or_else(|_| Err(StoreError("the store is shutting down".into())))
     }
 }
 

@@ -73,20 +73,6 @@ pub(crate) fn parse_message_key(key: &[u8]) -> Option<(&str, u64)> {
     Some((name, seq))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_keys_round_trip_and_sort_by_sequence() {
-        let a = message_key("/queue/a", 2);
-        let b = message_key("/queue/a", 10);
-        assert!(a < b);
-        assert_eq!(parse_message_key(&b), Some(("/queue/a", 10)));
-        assert_eq!(parse_message_key(b"xx"), None);
-    }
-}
-
 /// Groups `(queue, seq, record)` rows (sorted by queue, then seq) into
 /// queues.
 pub(crate) fn group_by_queue<'a>(
@@ -103,4 +89,18 @@ pub(crate) fn group_by_queue<'a>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_keys_round_trip_and_sort_by_sequence() {
+        let a = message_key("/queue/a", 2);
+        let b = message_key("/queue/a", 10);
+        assert!(a < b);
+        assert_eq!(parse_message_key(&b), Some(("/queue/a", 10)));
+        assert_eq!(parse_message_key(b"xx"), None);
+    }
 }

@@ -34,6 +34,8 @@ pub async fn start() -> BrokerHandle {
 /// A STOMP peer speaking raw frames over any byte stream.
 pub struct Peer<S> {
     pub framed: Framed<S, StompCodec>,
+    /// MESSAGEs that arrived while [`Peer::request`] waited for its RECEIPT.
+    backlog: std::collections::VecDeque<Frame>,
 }
 
 impl Peer<TcpStream> {
@@ -64,6 +66,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
     pub fn new(stream: S) -> Self {
         Peer {
             framed: Framed::new(stream, StompCodec::default()),
+            backlog: std::collections::VecDeque::new(),
         }
     }
 
@@ -105,6 +108,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
 
     /// `None` on timeout, `Some(None)` on close.
     pub async fn try_frame(&mut self, wait: Duration) -> Option<Option<Frame>> {
+        if let Some(f) = self.backlog.pop_front() {
+            return Some(Some(f));
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, self.framed.next()).await {
@@ -146,11 +152,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
         }
     }
 
-    /// Sends `frame` with `receipt:r` and waits for that RECEIPT.
+    /// Sends `frame` with `receipt:r` and waits for that RECEIPT; MESSAGEs
+    /// that arrive first are kept for the next [`Peer::frame`].
     pub async fn request(&mut self, frame: Frame) {
         self.send(frame.header("receipt", "r")).await;
-        let r = self.expect(Command::Receipt).await;
-        assert_eq!(r.get("receipt-id"), Some("r"));
+        let mut kept = std::collections::VecDeque::new();
+        loop {
+            let f = self.frame().await;
+            match f.command {
+                Command::Message => kept.push_back(f),
+                Command::Receipt => {
+                    assert_eq!(f.get("receipt-id"), Some("r"));
+                    break;
+                }
+                _ => panic!("expected RECEIPT, got {f:?}"),
+            }
+        }
+        kept.append(&mut self.backlog);
+        self.backlog = kept;
     }
 
     /// SUBSCRIBE (confirmed by a receipt).

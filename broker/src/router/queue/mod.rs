@@ -221,7 +221,11 @@ impl QueueRegistry {
 
     fn spawn(&self, name: ByteString, recovered: Vec<(u64, Message)>) -> QueueHandle {
         let (tx, rx) = mpsc::channel(QUEUE_COMMAND_CAPACITY);
-        let settings = self.config.settings_for(&name);
+        let mut settings = self.config.settings_for(&name);
+        if name.starts_with(super::durable::QUEUE_PREFIX) {
+            // A durable subscription keeps everything for its subscriber.
+            settings.durable = true;
+        }
         let actor = actor::QueueActor::new(
             name.clone(),
             settings,
