@@ -16,7 +16,7 @@ run_conformance() {
   local tcp_port ws_port
   tcp_port=$(free_port)
   ws_port=$(free_port)
-  "$bin" --tcp-listen "127.0.0.1:$tcp_port" --ws-listen "127.0.0.1:$ws_port" --log-level warn &
+  "$bin" --tcp-listen "127.0.0.1:$tcp_port" --ws-listen "127.0.0.1:$ws_port" --memory-store --log-level warn &
   local pid=$!
   trap 'kill $pid 2>/dev/null || true' RETURN
   wait_for_port "$tcp_port"
