@@ -29,7 +29,9 @@ async fn main() -> std::io::Result<()> {
 
     // A monitor listens to a topic the worker reports on.
     let mut monitor = broker.client(Some("monitor")).await?;
-    monitor.subscribe("done", "/topic/jobs.done", "auto").await?;
+    monitor
+        .subscribe("done", "/topic/jobs.done", "auto")
+        .await?;
 
     let mut producer = broker.client(Some("producer")).await?;
     for n in 1..=3 {
@@ -40,7 +42,9 @@ async fn main() -> std::io::Result<()> {
         let job = worker.next_message().await?;
         let text = String::from_utf8_lossy(&job.body).into_owned();
         worker.ack(&job).await?;
-        worker.send("/topic/jobs.done", format!("{text} done")).await?;
+        worker
+            .send("/topic/jobs.done", format!("{text} done"))
+            .await?;
         let report = monitor.next_message().await?;
         println!("monitor saw: {}", String::from_utf8_lossy(&report.body));
     }
