@@ -10,20 +10,25 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO"
 require_cargo
 
-run_conformance() {
+# Runs in a subshell so that its EXIT trap stops the broker however it ends.
+run_conformance() (
   local bin="$CARGO_TARGET_DIR/debug/stompede"
   local conformance="$CARGO_TARGET_DIR/debug/stompede-conformance"
-  local tcp_port ws_port
+  local tcp_port ws_port config
   tcp_port=$(free_port)
   ws_port=$(free_port)
-  "$bin" --tcp-listen "127.0.0.1:$tcp_port" --ws-listen "127.0.0.1:$ws_port" --memory-store --log-level warn &
+  # A short heart-beat interval keeps the slow "silent client" cases short.
+  config=$(mktemp)
+  printf '[heartbeat]\nreceive_ms = 1000\n' >"$config"
+  "$bin" --config "$config" --tcp-listen "127.0.0.1:$tcp_port" --ws-listen "127.0.0.1:$ws_port" \
+    --memory-store --log-level warn &
   local pid=$!
-  trap 'kill $pid 2>/dev/null || true' RETURN
+  trap 'kill $pid 2>/dev/null; rm -f "$config"' EXIT
   wait_for_port "$tcp_port"
   wait_for_port "$ws_port"
   "$conformance" --url "tcp://127.0.0.1:$tcp_port" --slow
   "$conformance" --url "ws://127.0.0.1:$ws_port/ws" --slow
-}
+)
 
 run_bench_smoke() {
   "$CARGO_TARGET_DIR/debug/stompede-bench" --quick --start-broker "$CARGO_TARGET_DIR/debug/stompede"
