@@ -192,10 +192,15 @@ fn parse_content_length(v: &[u8]) -> Result<usize, DecodeError> {
         if !b.is_ascii_digit() {
             return Err(DecodeError::InvalidContentLength);
         }
-        n = n
+        // `let else`, not `ok_or`: building the error eagerly would drop a
+        // `DecodeError` per digit.
+        let Some(next) = n
             .checked_mul(10)
             .and_then(|n| n.checked_add(usize::from(b - b'0')))
-            .ok_or(DecodeError::InvalidContentLength)?;
+        else {
+            return Err(DecodeError::InvalidContentLength);
+        };
+        n = next;
     }
     Ok(n)
 }
@@ -537,19 +542,21 @@ impl DecodeState {
         body_start: usize,
         body_end: usize,
     ) -> Result<Frame, DecodeError> {
+        // Allocate before touching `frame`: this gives the stores that
+        // `split_to` just made time to leave the store buffer, so reading
+        // the buffer back does not stall on store forwarding.
+        let mut headers = Headers::with_capacity(self.spans.len());
         let mut buf = frame.freeze();
         let utf8 = |b: Bytes| ByteString::try_from(b).map_err(|_| DecodeError::InvalidUtf8);
-        let mut headers = Headers::with_capacity(self.spans.len());
         for span in &self.spans {
             // Spans lie inside the header block: name_start <= colon < end
             // <= body_start <= body_end < buf.len().
             let name = span.name_start..span.colon;
             let value = span.colon + 1..span.end;
             if span.escaped {
-                let as_str = |r: std::ops::Range<usize>| {
-                    buf.get(r)
-                        .and_then(|b| std::str::from_utf8(b).ok())
-                        .ok_or(DecodeError::InvalidUtf8)
+                let as_str = |r: std::ops::Range<usize>| match buf.get(r).map(std::str::from_utf8) {
+                    Some(Ok(s)) => Ok(s),
+                    _ => Err(DecodeError::InvalidUtf8),
                 };
                 headers.push(unescape(as_str(name)?), unescape(as_str(value)?));
             } else {
