@@ -2,7 +2,7 @@
 # Builds the broker and the benchmark in release mode, then runs the
 # benchmark against a freshly started broker (one per scenario).
 #
-#   bench/run.sh                      # all five scenarios over TCP
+#   bench/run.sh                      # all seven scenarios over TCP
 #   bench/run.sh --transport both     # ... over TCP and WebSocket
 #   bench/run.sh --quick              # smoke run (CI)
 #   bench/run.sh latency --json       # one scenario, JSON on stdout

@@ -146,10 +146,28 @@ impl SendTemplate {
     /// `producer`; with `receipt`, the frame carries a `receipt` header
     /// whose value is `r` followed by the sequence number.
     pub fn new(destination: &str, producer: u32, body_size: usize, receipt: bool) -> Self {
+        Self::with_headers(destination, producer, body_size, receipt, &[])
+    }
+
+    /// Like [`SendTemplate::new`], with `extra` headers (names and values
+    /// written as given: they must need no escaping).
+    pub fn with_headers(
+        destination: &str,
+        producer: u32,
+        body_size: usize,
+        receipt: bool,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let body = template_body(producer, body_size);
         let mut frame = Vec::with_capacity(body.len() + destination.len() + 96);
         frame.extend_from_slice(b"SEND\ndestination:");
         frame.extend_from_slice(destination.as_bytes());
+        for (name, value) in extra {
+            frame.push(b'\n');
+            frame.extend_from_slice(name.as_bytes());
+            frame.push(b':');
+            frame.extend_from_slice(value.as_bytes());
+        }
         frame.extend_from_slice(b"\ncontent-type:text/plain\ncontent-length:");
         frame.extend_from_slice(body.len().to_string().as_bytes());
         frame.push(b'\n');
@@ -233,6 +251,10 @@ mod tests {
         assert!(text.starts_with("SEND\ndestination:/topic/x\n"));
         assert!(text.contains("content-length:100\n"));
         assert!(text.contains("receipt:r0000000000123456\n"));
+        let p = SendTemplate::with_headers("/queue/x", 1, 100, false, &[("persistent", "true")]);
+        let mut pbuf = BytesMut::new();
+        p.encode(5, 0, 0, &mut pbuf);
+        assert!(pbuf.starts_with(b"SEND\ndestination:/queue/x\npersistent:true\n"));
         let body_start = text.find("\n\n").map(|i| i + 2).unwrap_or(0);
         let body = &buf[body_start..buf.len() - 1];
         assert_eq!(body.len(), 100);

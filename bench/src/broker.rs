@@ -2,8 +2,10 @@
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A broker process this tool started.
@@ -17,6 +19,107 @@ pub struct ManagedBroker {
     pub ws_url: String,
     /// Where its stderr goes.
     pub log_path: PathBuf,
+    /// Length of the log before this process started: its lines follow.
+    log_start: u64,
+    /// Just before the process was spawned.
+    pub spawned_at: Instant,
+    /// From spawning until the TCP port first accepted a connection.
+    pub tcp_ready_after: Duration,
+    /// From spawning until [`BrokerOpts::log_marker`] appeared in its log.
+    pub marker_after: Option<Duration>,
+    /// Removed when the broker is dropped (its data directory).
+    scratch: Option<ScratchDir>,
+}
+
+/// How to start a broker.
+#[derive(Debug, Clone)]
+pub struct BrokerOpts {
+    /// An on-disk store in this directory (`--data-dir`); `None` starts
+    /// the broker with `--memory-store`.
+    pub data_dir: Option<PathBuf>,
+    /// A configuration file (`--config`).
+    pub config: Option<PathBuf>,
+    /// `--log-level`.
+    pub log_level: String,
+    /// How long to wait for the listeners.
+    pub start_timeout: Duration,
+    /// Text to watch for in the log while waiting (timed).
+    pub log_marker: Option<String>,
+}
+
+impl Default for BrokerOpts {
+    fn default() -> Self {
+        BrokerOpts {
+            data_dir: None,
+            config: None,
+            log_level: "warn".into(),
+            start_timeout: Duration::from_secs(15),
+            log_marker: None,
+        }
+    }
+}
+
+/// A temporary directory, removed (with its contents) on drop.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// Creates `$TMPDIR/stompede-bench-<what>-<run_id>-<n>`.
+    pub fn new(what: &str, run_id: &str) -> Result<ScratchDir> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("stompede-bench-{what}-{run_id}-{n}"));
+        if path.exists() {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("remove the old {}", path.display()))?;
+        }
+        std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+        Ok(ScratchDir { path })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `text` to a file in the directory; returns its path.
+    pub fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let file = self.path.join(name);
+        std::fs::write(&file, text).with_context(|| format!("write {}", file.display()))?;
+        Ok(file)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Bytes of the files under `dir` (recursively).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The `[store]` section for a started broker with an on-disk store.
+pub fn store_config(fsync: &str, fsync_interval_ms: Option<u64>) -> String {
+    let mut text = format!("[store]\nfsync = \"{fsync}\"\n");
+    if let Some(ms) = fsync_interval_ms {
+        text.push_str(&format!("fsync_interval_ms = {ms}\n"));
+    }
+    text
 }
 
 /// Raises this process's open-file limit to the hard limit (children, such
@@ -43,8 +146,34 @@ fn free_port() -> Result<u16> {
 
 impl ManagedBroker {
     /// Starts `binary --tcp-listen 127.0.0.1:P1 --ws-listen 127.0.0.1:P2
-    /// --log-level warn` and waits until both ports accept connections.
+    /// --log-level warn --memory-store` and waits until both ports accept
+    /// connections.
     pub fn start(binary: &Path, run_id: &str) -> Result<Self> {
+        Self::start_with(binary, run_id, &BrokerOpts::default())
+    }
+
+    /// Starts a broker on a fresh temporary data directory (removed when
+    /// the broker is dropped), with `config_text` (if not empty) as its
+    /// configuration file.
+    pub fn start_on_disk(binary: &Path, run_id: &str, config_text: &str) -> Result<Self> {
+        let scratch = ScratchDir::new("data", run_id)?;
+        let opts = BrokerOpts {
+            data_dir: Some(scratch.path().join("store")),
+            config: if config_text.is_empty() {
+                None
+            } else {
+                Some(scratch.write("stompede.toml", config_text)?)
+            },
+            ..BrokerOpts::default()
+        };
+        let mut b = Self::start_with(binary, run_id, &opts)?;
+        b.scratch = Some(scratch);
+        Ok(b)
+    }
+
+    /// Starts `binary` on two free ports as `opts` says and waits until
+    /// both ports accept connections (the TCP port first, timed).
+    pub fn start_with(binary: &Path, run_id: &str, opts: &BrokerOpts) -> Result<Self> {
         let (tcp_port, ws_port) = (free_port()?, free_port()?);
         if tcp_port == ws_port {
             bail!("got the same free port twice; try again");
@@ -55,16 +184,37 @@ impl ManagedBroker {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("create {}", log_path.display()))?;
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         let err = log.try_clone()?;
         let tcp_addr = format!("127.0.0.1:{tcp_port}");
         let ws_addr = format!("127.0.0.1:{ws_port}");
-        let child = Command::new(binary)
-            .arg("--tcp-listen")
+        let mut cmd = Command::new(binary);
+        // The store and the log format are ours to choose, not the
+        // environment's.
+        for var in [
+            "STOMPEDE_CONFIG",
+            "STOMPEDE_DATA_DIR",
+            "STOMPEDE_MEMORY_STORE",
+            "STOMPEDE_LOG_FORMAT",
+            "STOMPEDE_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.arg("--tcp-listen")
             .arg(&tcp_addr)
             .arg("--ws-listen")
             .arg(&ws_addr)
             .arg("--log-level")
-            .arg("warn")
+            .arg(&opts.log_level);
+        match &opts.data_dir {
+            Some(dir) => cmd.arg("--data-dir").arg(dir),
+            None => cmd.arg("--memory-store"),
+        };
+        if let Some(config) = &opts.config {
+            cmd.arg("--config").arg(config);
+        }
+        let spawned_at = Instant::now();
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -76,20 +226,49 @@ impl ManagedBroker {
             tcp_url: format!("tcp://{tcp_addr}"),
             ws_url: format!("ws://{ws_addr}/ws"),
             log_path,
+            log_start,
+            spawned_at,
+            tcp_ready_after: Duration::ZERO,
+            marker_after: None,
+            scratch: None,
         };
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = spawned_at + opts.start_timeout;
+        let up = |a: &str| std::net::TcpStream::connect(a).is_ok();
+        let mut tcp_up = false;
         loop {
             broker.check_alive()?;
-            let up = |a: &str| std::net::TcpStream::connect(a).is_ok();
-            if up(&tcp_addr) && up(&ws_addr) {
+            if let (Some(marker), None) = (&opts.log_marker, broker.marker_after) {
+                if broker.own_log().contains(marker.as_str()) {
+                    broker.marker_after = Some(spawned_at.elapsed());
+                }
+            }
+            if !tcp_up && up(&tcp_addr) {
+                tcp_up = true;
+                broker.tcp_ready_after = spawned_at.elapsed();
+            }
+            if tcp_up && up(&ws_addr) {
                 return Ok(broker);
             }
             if Instant::now() > deadline {
                 let _ = broker.child.kill();
-                bail!("broker did not listen on {tcp_addr} and {ws_addr} within 15 s");
+                bail!(
+                    "broker did not listen on {tcp_addr} and {ws_addr} within {:.0} s",
+                    opts.start_timeout.as_secs_f64()
+                );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// What this process has logged so far.
+    pub fn own_log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = File::open(&self.log_path) {
+            if f.seek(SeekFrom::Start(self.log_start)).is_ok() {
+                let _ = f.read_to_string(&mut text);
+            }
+        }
+        text
     }
 
     /// Fails if the broker has exited.
@@ -114,6 +293,12 @@ impl ManagedBroker {
     /// Stops the broker with SIGTERM (SIGKILL after 10 s). Returns whether
     /// it stopped by itself in time.
     pub fn stop(mut self) -> Result<bool> {
+        self.terminate()
+    }
+
+    /// [`ManagedBroker::stop`] without giving up the handle (the data
+    /// directory stays until it is dropped).
+    pub fn terminate(&mut self) -> Result<bool> {
         if self.child.try_wait()?.is_some() {
             return Ok(false);
         }
@@ -126,7 +311,7 @@ impl ManagedBroker {
             if self.child.try_wait()?.is_some() {
                 return Ok(true);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -21,16 +21,24 @@ pub enum Scenario {
     IdleConnections,
     /// Producers → a queue with competing ACKing consumers; acked msgs/s.
     QueueCompeting,
+    /// Persistent SENDs, each confirmed by a RECEIPT once durable, to a
+    /// queue with competing ACKing consumers; acked msgs/s.
+    PersistentQueue,
+    /// Fill a queue with persistent messages, restart the broker on the
+    /// same store, time the recovery.
+    Recovery,
 }
 
 impl Scenario {
     /// All scenarios in the default order.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Topic1to1,
         Scenario::TopicFanout,
         Scenario::Latency,
         Scenario::IdleConnections,
         Scenario::QueueCompeting,
+        Scenario::PersistentQueue,
+        Scenario::Recovery,
     ];
 
     /// The scenario's command-line name.
@@ -41,11 +49,44 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::IdleConnections => "idle-connections",
             Scenario::QueueCompeting => "queue-competing",
+            Scenario::PersistentQueue => "persistent-queue",
+            Scenario::Recovery => "recovery",
+        }
+    }
+
+    /// Whether the scenario needs a broker with an on-disk store.
+    pub fn needs_disk(self) -> bool {
+        matches!(self, Scenario::PersistentQueue | Scenario::Recovery)
+    }
+}
+
+/// When the broker's store makes a persistent message durable
+/// (`[store] fsync` of a started broker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsyncChoice {
+    /// One sync per batch of waiting publishers.
+    Always,
+    /// Writes gathered for `fsync_interval_ms`, then one sync (the
+    /// broker's default).
+    Batch,
+    /// No sync before the RECEIPT.
+    Never,
+}
+
+impl FsyncChoice {
+    /// The configuration value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsyncChoice::Always => "always",
+            FsyncChoice::Batch => "batch",
+            FsyncChoice::Never => "never",
         }
     }
 }
 
-/// Which transports to run scenarios 1, 2, 3 and 5 over.
+/// Which transports to run the scenarios over (idle-connections is always
+/// WebSocket, recovery always TCP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TransportChoice {
     /// STOMP over TCP.
@@ -82,7 +123,7 @@ pub enum Flow {
 #[derive(Debug, Parser)]
 #[command(name = "stompede-bench", version, about, long_about = None)]
 pub struct Args {
-    /// Scenarios to run (default: all five, in this order).
+    /// Scenarios to run (default: all seven, in this order).
     #[arg(value_enum)]
     pub scenarios: Vec<Scenario>,
 
@@ -99,8 +140,18 @@ pub struct Args {
 
     /// Start this stompede binary on free ports (instead of --tcp/--ws),
     /// with a raised fd limit and `--log-level warn`, and stop it at the end.
+    /// Its store is in memory (`--memory-store`), except for
+    /// persistent-queue and recovery: a fresh temporary `--data-dir`.
     #[arg(long, value_name = "PATH")]
     pub start_broker: Option<PathBuf>,
+    /// With --start-broker: the `[store] fsync` policy of the brokers
+    /// started for persistent-queue and recovery.
+    #[arg(long, value_enum, default_value = "batch")]
+    pub fsync: FsyncChoice,
+    /// With --start-broker: `[store] fsync_interval_ms` of those brokers
+    /// [default: the broker's, 2].
+    #[arg(long)]
+    pub fsync_interval_ms: Option<u64>,
     /// With --start-broker: one broker for all scenarios (default: a fresh
     /// broker per scenario, so memory and failures do not carry over).
     #[arg(long)]
@@ -168,13 +219,39 @@ pub struct Args {
     /// queue-competing: competing consumers (each its own connection).
     #[arg(long, default_value_t = 4)]
     pub consumers: usize,
-    /// queue-competing: `prefetch-count` of each consumer.
+    /// queue-competing and persistent-queue: `prefetch-count` of each
+    /// consumer.
     #[arg(long, default_value_t = 1000)]
     pub prefetch: u32,
-    /// queue-competing: most messages sent but not yet received by any
-    /// consumer.
+    /// queue-competing and persistent-queue: most messages sent but not yet
+    /// received by any consumer.
     #[arg(long, default_value_t = 20_000)]
     pub queue_window: u64,
+
+    /// persistent-queue: messages to send in total [default: 500000; quick
+    /// 2000].
+    #[arg(long)]
+    pub persistent_messages: Option<u64>,
+    /// persistent-queue: producers (each its own connection).
+    #[arg(long, default_value_t = 4)]
+    pub persistent_producers: usize,
+    /// persistent-queue: competing consumers (each its own connection;
+    /// `--prefetch` applies).
+    #[arg(long, default_value_t = 4)]
+    pub persistent_consumers: usize,
+    /// persistent-queue: most SENDs per producer not yet confirmed by a
+    /// RECEIPT (`--queue-window` also bounds how far all producers run
+    /// ahead of the consumers).
+    #[arg(long, default_value_t = 1000)]
+    pub persistent_window: u64,
+
+    /// recovery: persistent messages to fill the queue with [default:
+    /// 1000000; quick 5000].
+    #[arg(long)]
+    pub recovery_messages: Option<u64>,
+    /// recovery: messages a consumer reads (and checks) after the restart.
+    #[arg(long, default_value_t = 1000)]
+    pub recovery_verify: u64,
 
     /// Message body size in bytes (at least 64; holds the sequence record).
     #[arg(long, default_value_t = 100)]
@@ -251,6 +328,22 @@ pub struct Settings {
     pub prefetch: u32,
     /// queue-competing window.
     pub queue_window: u64,
+    /// persistent-queue messages.
+    pub persistent_messages: u64,
+    /// persistent-queue producers.
+    pub persistent_producers: usize,
+    /// persistent-queue consumers.
+    pub persistent_consumers: usize,
+    /// persistent-queue unconfirmed SENDs per producer.
+    pub persistent_window: u64,
+    /// recovery messages.
+    pub recovery_messages: u64,
+    /// recovery: messages checked after the restart.
+    pub recovery_verify: u64,
+    /// fsync policy of started brokers (persistent-queue, recovery).
+    pub fsync: FsyncChoice,
+    /// fsync interval of started brokers, if set.
+    pub fsync_interval_ms: Option<u64>,
     /// Body size.
     pub body_size: usize,
     /// Topic flow control.
@@ -290,6 +383,9 @@ impl Args {
         if scenario == Scenario::IdleConnections {
             return vec![TransportKind::Ws];
         }
+        if scenario == Scenario::Recovery {
+            return vec![TransportKind::Tcp];
+        }
         match self.transport {
             TransportChoice::Tcp => vec![TransportKind::Tcp],
             TransportChoice::Ws => vec![TransportKind::Ws],
@@ -322,6 +418,14 @@ impl Args {
             consumers: self.consumers.max(1),
             prefetch: self.prefetch.max(1),
             queue_window: self.queue_window.max(1),
+            persistent_messages: pick(self.persistent_messages, 500_000, 2_000),
+            persistent_producers: self.persistent_producers.max(1),
+            persistent_consumers: self.persistent_consumers.max(1),
+            persistent_window: self.persistent_window.max(1),
+            recovery_messages: pick(self.recovery_messages, 1_000_000, 5_000).max(1),
+            recovery_verify: self.recovery_verify,
+            fsync: self.fsync,
+            fsync_interval_ms: self.fsync_interval_ms,
             body_size: self.body_size.max(crate::body::MIN_BODY),
             flow: self.flow,
             window: self.window.max(1),
@@ -347,7 +451,9 @@ mod tests {
         let s = a.settings();
         assert_eq!(s.messages, 7);
         assert_eq!(s.idle_connections, 200);
-        assert_eq!(a.scenario_list().len(), 5);
+        assert_eq!(a.scenario_list().len(), 7);
+        assert_eq!(s.recovery_messages, 5_000);
+        assert_eq!(s.fsync, FsyncChoice::Batch);
         let b = Args::parse_from([
             "stompede-bench",
             "latency",
@@ -365,5 +471,10 @@ mod tests {
             vec![TransportKind::Ws]
         );
         assert_eq!(b.settings().messages, 1_000_000);
+        assert_eq!(b.settings().recovery_messages, 1_000_000);
+        assert_eq!(
+            b.transports_for(Scenario::Recovery),
+            vec![TransportKind::Tcp]
+        );
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! A load benchmark for STOMP brokers over TCP and WebSocket. It runs
 //! bounded scenarios (topic 1→1 throughput, topic fan-out, latency at a
-//! fixed rate, idle WebSocket connections, competing queue consumers),
-//! checks that every message arrived exactly once and in order, and reports
-//! a table or JSON. See `docs/benchmarks.md` for what each scenario
+//! fixed rate, idle WebSocket connections, competing queue consumers,
+//! persistent queue messages confirmed once durable, recovery of a full
+//! store after a restart), checks that every message arrived exactly once
+//! and in order (persistent ones: at least once, repeats flagged
+//! `redelivered`), and reports a table or JSON. See `docs/benchmarks.md` for what each scenario
 //! measures and how.
 //!
 //! The generator is meant to share a small machine with the broker, so it

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use stompede_bench::broker::{raise_fd_limit, ManagedBroker};
+use stompede_bench::broker::{raise_fd_limit, store_config, ManagedBroker};
 use stompede_bench::cli::{Args, Scenario};
 use stompede_bench::conn::Endpoints;
 use stompede_bench::report::{table, Document, Report};
@@ -63,19 +63,40 @@ fn run(args: &Args) -> Result<bool> {
     let base = Instant::now();
     let hard_limit = Duration::from_secs_f64(settings.max_secs + 3.0 * settings.drain_secs + 120.0);
 
-    let mut managed: Option<ManagedBroker> = None;
+    // The started broker, and whether its store is on disk.
+    let mut managed: Option<(ManagedBroker, bool)> = None;
     let mut reports: Vec<Report> = Vec::new();
     for &sc in &scenarios {
         for transport in args.transports_for(sc) {
             let (endpoints, broker_pid) = match &args.start_broker {
+                // The recovery scenario starts (and restarts) its own.
+                Some(_) if sc == Scenario::Recovery => {
+                    if let Some((b, _)) = managed.take() {
+                        b.stop()?;
+                    }
+                    (Endpoints::parse(&args.tcp, &args.ws)?, None)
+                }
                 Some(path) => {
                     let b = match managed.take() {
-                        Some(b) => b,
-                        None => ManagedBroker::start(path, &run_id)?,
+                        Some((b, on_disk)) if on_disk == sc.needs_disk() => b,
+                        other => {
+                            if let Some((b, _)) = other {
+                                b.stop()?;
+                            }
+                            if sc.needs_disk() {
+                                let config = store_config(
+                                    settings.fsync.as_str(),
+                                    settings.fsync_interval_ms,
+                                );
+                                ManagedBroker::start_on_disk(path, &run_id, &config)?
+                            } else {
+                                ManagedBroker::start(path, &run_id)?
+                            }
+                        }
                     };
                     let ep = Endpoints::parse(&b.tcp_url, &b.ws_url)?;
                     let pid = b.pid;
-                    managed = Some(b);
+                    managed = Some((b, sc.needs_disk()));
                     (ep, Some(pid))
                 }
                 None => {
@@ -99,6 +120,7 @@ fn run(args: &Args) -> Result<bool> {
                 broker_pid,
                 run_id: run_id.clone(),
                 base,
+                broker_binary: args.start_broker.clone(),
             };
             let mut report = rt.block_on(async {
                 match tokio::time::timeout(hard_limit, scenario::run(&ctx, sc, transport)).await {
@@ -113,10 +135,10 @@ fn run(args: &Args) -> Result<bool> {
                     }
                 }
             });
-            if let Some(mut b) = managed.take() {
+            if let Some((mut b, on_disk)) = managed.take() {
                 match b.check_alive() {
                     Err(e) => report.problem(format!("{e:#}")),
-                    Ok(()) if args.reuse_broker => managed = Some(b),
+                    Ok(()) if args.reuse_broker => managed = Some((b, on_disk)),
                     Ok(()) => {
                         if !b.stop()? {
                             report.problem("broker did not exit within 10 s of SIGTERM");
@@ -134,7 +156,7 @@ fn run(args: &Args) -> Result<bool> {
             reports.push(report);
         }
     }
-    if let Some(b) = managed.take() {
+    if let Some((b, _)) = managed.take() {
         if !b.stop()? {
             eprintln!("warning: the broker did not exit within 10 s of SIGTERM");
         }

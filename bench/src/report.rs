@@ -84,6 +84,56 @@ pub struct IdleReport {
     pub listen_overflows: Option<u64>,
 }
 
+/// persistent-queue details.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PersistentReport {
+    /// RECEIPTs received (one per SEND).
+    pub receipts: u64,
+    /// From writing a SEND to reading its RECEIPT (the broker sends it once
+    /// the message is durable).
+    pub receipt_latency: LatencyStats,
+    /// SENDs confirmed per second (first SEND to last RECEIPT).
+    pub confirmed_rate: f64,
+    /// Deliveries of an already consumed message, flagged `redelivered`.
+    pub flagged_duplicates: u64,
+    /// The `[store] fsync` of the started broker, if this tool started it.
+    pub fsync: Option<String>,
+}
+
+/// recovery details.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecoveryReport {
+    /// Persistent messages in the queue when the broker was stopped.
+    pub messages: u64,
+    /// Seconds to fill the queue (last RECEIPT included).
+    pub fill_secs: f64,
+    /// Messages stored per second while filling.
+    pub fill_rate: f64,
+    /// Store size on disk after the fill (bytes).
+    pub store_bytes: u64,
+    /// Broker RSS after the fill (KiB).
+    pub rss_before_kib: Option<u64>,
+    /// SIGTERM to exit (s).
+    pub stop_secs: f64,
+    /// Restart: process spawn until the TCP port accepts connections (s).
+    pub listen_secs: f64,
+    /// Restart: spawn until the `store recovered` log line was seen (s).
+    pub log_line_secs: Option<f64>,
+    /// `elapsed_ms` of that line: reading and decoding the store, and
+    /// rebuilding the queues (sled's open is before it).
+    pub recover_ms: Option<u64>,
+    /// `messages` of that line.
+    pub recovered: Option<u64>,
+    /// Broker RSS after the restart (KiB).
+    pub rss_after_kib: Option<u64>,
+    /// SUBSCRIBE receipt to first MESSAGE after the restart (ms).
+    pub first_message_ms: f64,
+    /// Messages read and checked after the restart.
+    pub verified: u64,
+    /// How many of those carried `redelivered:true`.
+    pub verified_redelivered: u64,
+}
+
 /// The outcome of one scenario over one transport.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -125,6 +175,10 @@ pub struct Report {
     pub latency: Option<LatencyReport>,
     /// Idle-connection details.
     pub idle: Option<IdleReport>,
+    /// persistent-queue details.
+    pub persistent: Option<PersistentReport>,
+    /// recovery details.
+    pub recovery: Option<RecoveryReport>,
     /// Broker CPU seconds during the measured interval.
     pub broker_cpu_secs: Option<f64>,
     /// This tool's CPU seconds during the measured interval.
@@ -167,6 +221,14 @@ impl Report {
             return format!(
                 "{per} KiB/conn, {:.2} s for {}",
                 i.connect_secs, i.connections
+            );
+        }
+        if let Some(r) = &self.recovery {
+            return format!(
+                "{:.2} s to listen ({} msgs, recover {} ms)",
+                r.listen_secs,
+                fmt_num(r.messages as f64),
+                r.recover_ms.map_or("n/a".to_owned(), |v| v.to_string())
             );
         }
         format!("{} {}", fmt_num(self.value), self.unit)

@@ -2,7 +2,9 @@
 
 pub mod idle;
 pub mod latency;
+pub mod persistent;
 pub mod queue;
+pub mod recovery;
 pub mod topic;
 
 use crate::cli::{Scenario, Settings};
@@ -29,6 +31,9 @@ pub struct Ctx {
     pub run_id: String,
     /// The clock base for timestamps in message bodies.
     pub base: Instant,
+    /// The stompede binary of `--start-broker`: the recovery scenario
+    /// starts and restarts its own brokers with it.
+    pub broker_binary: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -226,6 +231,8 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, transport: TransportKind) -> Rep
         Scenario::Latency => latency::run(ctx, transport).await,
         Scenario::IdleConnections => idle::run(ctx).await,
         Scenario::QueueCompeting => queue::run(ctx, transport).await,
+        Scenario::PersistentQueue => persistent::run(ctx, transport).await,
+        Scenario::Recovery => recovery::run(ctx).await,
     };
     let mut report = match result {
         Ok(r) => r,
@@ -235,7 +242,9 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, transport: TransportKind) -> Rep
             r
         }
     };
-    report.broker_rss_kib = ctx.broker_pid.and_then(|p| procfs::rss_kib(p).ok());
+    if report.broker_rss_kib.is_none() {
+        report.broker_rss_kib = ctx.broker_pid.and_then(|p| procfs::rss_kib(p).ok());
+    }
     apply_target(scenario, ctx.settings.quick, &mut report);
     report
 }
@@ -260,6 +269,15 @@ fn apply_target(scenario: Scenario, quick: bool, r: &mut Report) {
             }),
         ),
         Scenario::QueueCompeting => (">= 200,000 msgs/s", Some(r.value >= 200_000.0)),
+        Scenario::PersistentQueue => (">= 50,000 msgs/s", Some(r.value >= 50_000.0)),
+        Scenario::Recovery => (
+            "<= 10 s for 1,000,000 msgs",
+            // Judged only at the target's size.
+            r.recovery
+                .as_ref()
+                .filter(|x| x.messages >= 1_000_000)
+                .map(|x| x.listen_secs <= 10.0),
+        ),
     };
     r.target = target.to_owned();
     // A run that lost or failed has no meaningful headline number, and a
