@@ -365,3 +365,38 @@ async fn a_store_failure_refuses_the_persistent_message_and_keeps_serving() {
     q.subscribe("c", "/queue/q", "auto").await;
     q.expect_message("transient still works").await;
 }
+
+#[tokio::test]
+async fn pipelined_persistent_sends_get_every_receipt_and_disconnect_waits_for_them() {
+    let broker = start(Arc::new(MemoryStore::default()), Config::default()).await;
+    let mut p = Peer::connected(&broker).await;
+    let mut bytes = Vec::new();
+    for i in 0..500 {
+        bytes.extend_from_slice(
+            format!("SEND\ndestination:/queue/pipe\npersistent:true\nreceipt:{i}\n\n{i}\0")
+                .as_bytes(),
+        );
+    }
+    bytes.extend_from_slice(b"DISCONNECT\nreceipt:bye\n\n\0");
+    p.raw(&bytes).await;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let r = p.expect(Command::Receipt).await;
+        let id = r.get("receipt-id").expect("receipt-id").to_owned();
+        if id == "bye" {
+            break;
+        }
+        assert!(seen.insert(id), "each RECEIPT once");
+    }
+    assert_eq!(
+        seen.len(),
+        500,
+        "the DISCONNECT RECEIPT comes after all the others"
+    );
+    p.expect_closed().await;
+    let mut c = Peer::connected(&broker).await;
+    c.subscribe("c", "/queue/pipe", "auto").await;
+    for i in 0..500 {
+        c.expect_message(&i.to_string()).await;
+    }
+}

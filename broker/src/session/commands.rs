@@ -50,9 +50,10 @@ impl<T: Transport> Session<T> {
             (_, Command::Commit) => self.on_commit(&frame).await,
             (_, Command::Abort) => self.on_abort(&frame),
             (_, Command::Disconnect) => {
-                // The RECEIPT (below) is written before the close.
-                self.state = State::Closing;
-                Ok(())
+                // Every RECEIPT owed for earlier frames goes out first, then
+                // this one, then the close.
+                self.begin_disconnect(receipt);
+                return;
             }
             (_, server_only) => Err(refuse(format!(
                 "{server_only} is a server frame; clients may not send it"
@@ -152,25 +153,23 @@ impl<T: Transport> Session<T> {
         let mut message =
             Message::from_send(destination.clone(), &frame.headers, frame.body.clone());
         self.rewrite_reply_to(&mut message)?;
-        let confirm = frame.headers.contains("receipt");
-        let published = self.publish(destination, message, confirm).await;
-        match published {
-            Ok(()) => {
-                self.shared.stats.messages_published.inc();
-                self.write_receipt(&frame);
-                Ok(())
-            }
-            Err(r) => Err(r),
+        let receipt = frame.headers.get_shared("receipt").cloned();
+        let receipt_later = self.publish(destination, message, receipt).await?;
+        self.shared.stats.messages_published.inc();
+        if !receipt_later {
+            self.write_receipt(&frame);
         }
+        Ok(())
     }
 
-    /// Routes a message; with `confirm`, waits until a queue has accepted it.
+    /// Routes a message. Returns true when the RECEIPT `receipt` will come
+    /// later through the outbox (a queue must accept or store it first).
     async fn publish(
         &mut self,
         destination: ByteString,
         message: Message,
-        confirm: bool,
-    ) -> Handled {
+        receipt: Option<ByteString>,
+    ) -> Result<bool, Refusal> {
         let route = self
             .shared
             .router
@@ -204,24 +203,30 @@ impl<T: Transport> Session<T> {
                 self.shared.router.topics.publish(&key, &Arc::new(message));
             }
             Route::Queue => {
+                // The session does not wait for the actor: it goes on
+                // decoding while the queue accepts (and maybe stores) the
+                // message; the RECEIPT or a refusal comes back through the
+                // outbox.
                 let queue = self.shared.router.queue(&destination);
                 let message = Arc::new(message);
-                if confirm {
-                    queue
-                        .publish_confirmed(message)
+                let outbox = Arc::clone(&self.outbox);
+                match receipt {
+                    Some(receipt_id) => {
+                        queue
+                            .publish_with_receipt(message, outbox, receipt_id)
+                            .await
+                            .map_err(|e| refuse(e.to_string()))?;
+                        self.receipts_pending += 1;
+                        return Ok(true);
+                    }
+                    None => queue
+                        .publish(message, outbox)
                         .await
-                        .map_err(|e| refuse(e.to_string()))?;
-                } else {
-                    // No receipt asked for: don't wait for the actor; a
-                    // refusal comes back through our outbox as an ERROR.
-                    queue
-                        .publish(message, Arc::clone(&self.outbox))
-                        .await
-                        .map_err(|e| refuse(e.to_string()))?;
+                        .map_err(|e| refuse(e.to_string()))?,
                 }
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// A `reply-to: /temp-queue/x` becomes the address of this session's

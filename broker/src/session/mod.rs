@@ -25,6 +25,10 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 use tracing::Instrument;
 
+/// How long a DISCONNECT waits for RECEIPTs still owed (stores that stall
+/// must not keep a closing connection forever).
+const DISCONNECT_RECEIPT_WAIT: Duration = Duration::from_secs(10);
+
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -32,6 +36,9 @@ enum State {
     AwaitConnect,
     /// CONNECTED was sent.
     Connected,
+    /// DISCONNECT arrived while RECEIPTs for earlier frames were still
+    /// owed: wait for them (reading nothing more), then send its RECEIPT.
+    Disconnecting,
     /// An ERROR or DISCONNECT ended the session; flush and close.
     Closing,
 }
@@ -87,6 +94,12 @@ struct Session<T> {
     /// Temp queue name → its topic-table key (`/reply-queue/...`).
     temp_queues: HashMap<ByteString, ByteString>,
     heartbeat: HeartBeat,
+    /// RECEIPTs that will arrive through the outbox (queue publishes).
+    receipts_pending: usize,
+    /// The RECEIPT id of a DISCONNECT waiting for `receipts_pending`.
+    disconnect_receipt: Option<ByteString>,
+    /// When a waiting DISCONNECT gives up and closes anyway.
+    disconnect_deadline: Option<Instant>,
     last_read: Instant,
     last_write: Instant,
 }
@@ -122,6 +135,9 @@ impl<T: Transport> Session<T> {
             transactions: HashMap::new(),
             temp_queues: HashMap::new(),
             heartbeat: HeartBeat::default(),
+            receipts_pending: 0,
+            disconnect_receipt: None,
+            disconnect_deadline: None,
             last_read: now,
             last_write: now,
         }
@@ -145,7 +161,7 @@ impl<T: Transport> Session<T> {
                     self.state = State::Closing;
                 }
                 _ = outbox.ready() => self.drain_outbox(),
-                read = self.transport.read(&mut self.read_buf) => match read {
+                read = self.transport.read(&mut self.read_buf), if self.state != State::Disconnecting => match read {
                     Ok(0) => break,
                     Ok(_) => {
                         self.last_read = Instant::now();
@@ -212,12 +228,24 @@ impl<T: Transport> Session<T> {
         if let Some(limit) = self.heartbeat.silence_limit {
             at = at.min(self.last_read + limit);
         }
+        if let Some(deadline) = self.disconnect_deadline {
+            at = at.min(deadline);
+        }
         at
     }
 
     /// Heart-beats and timeouts; returns false when the session must end.
     fn on_timer(&mut self, connect_deadline: Instant) -> bool {
         let now = Instant::now();
+        if self.state == State::Disconnecting && self.disconnect_deadline.is_some_and(|d| now >= d)
+        {
+            tracing::warn!(
+                owed = self.receipts_pending,
+                "closing without the RECEIPTs still owed"
+            );
+            self.state = State::Closing;
+            return true;
+        }
         if self.state == State::AwaitConnect && now >= connect_deadline {
             tracing::debug!("no CONNECT within the timeout");
             self.fail(
@@ -243,7 +271,7 @@ impl<T: Transport> Session<T> {
     }
 
     async fn decode_and_handle(&mut self) {
-        while self.state != State::Closing {
+        while matches!(self.state, State::AwaitConnect | State::Connected) {
             match self.codec.decode(&mut self.read_buf) {
                 Ok(None) => break,
                 Ok(Some(Item::HeartBeat)) => {}
@@ -272,6 +300,10 @@ impl<T: Transport> Session<T> {
         for item in pending.drain(..) {
             match item {
                 Outbound::Delivery(d) => self.write_delivery(d, &mut auto_acks),
+                Outbound::Receipt(id) => {
+                    self.receipts_pending = self.receipts_pending.saturating_sub(1);
+                    self.write_receipt_id(&id);
+                }
                 Outbound::Fatal {
                     message,
                     receipt_id,
@@ -286,6 +318,27 @@ impl<T: Transport> Session<T> {
         for (consumer, (queue, tags)) in auto_acks {
             queue.send_now(QueueCommand::Ack { consumer, tags });
         }
+        if self.state == State::Disconnecting && self.receipts_pending == 0 {
+            self.finish_disconnect();
+        }
+    }
+
+    /// DISCONNECT: close now, or once the RECEIPTs still owed are written.
+    pub(super) fn begin_disconnect(&mut self, receipt: Option<ByteString>) {
+        self.disconnect_receipt = receipt;
+        if self.receipts_pending == 0 {
+            self.finish_disconnect();
+        } else {
+            self.state = State::Disconnecting;
+            self.disconnect_deadline = Some(Instant::now() + DISCONNECT_RECEIPT_WAIT);
+        }
+    }
+
+    fn finish_disconnect(&mut self) {
+        if let Some(id) = self.disconnect_receipt.take() {
+            self.write_receipt_id(&id);
+        }
+        self.state = State::Closing;
     }
 
     fn write_delivery(

@@ -19,6 +19,9 @@ use tokio::sync::Notify;
 pub(crate) enum Outbound {
     /// A message for one of the session's subscriptions.
     Delivery(Delivery),
+    /// A RECEIPT owed for work finished elsewhere (a queue publish that
+    /// had to be accepted, or stored, first).
+    Receipt(ByteString),
     /// An ERROR to send before closing (slow consumer, refused publish).
     Fatal {
         /// The `message` header.
@@ -148,15 +151,26 @@ impl Outbox {
         PushOutcome::Queued
     }
 
+    /// Queues a RECEIPT.
+    pub(crate) fn receipt(&self, receipt_id: ByteString) {
+        self.push(Outbound::Receipt(receipt_id));
+    }
+
     /// Queues a fatal ERROR and refuses everything after it.
     pub(crate) fn close_with_error(&self, message: String) {
+        self.refuse(message, None);
+    }
+
+    /// Queues a fatal ERROR (for the frame that asked for `receipt_id`, if
+    /// any) and refuses everything after it.
+    pub(crate) fn refuse(&self, message: String, receipt_id: Option<ByteString>) {
         let mut items = lock(&self.items);
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
         items.push_back(Outbound::Fatal {
             message,
-            receipt_id: None,
+            receipt_id,
         });
         drop(items);
         self.ready.notify_one();

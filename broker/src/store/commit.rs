@@ -2,9 +2,10 @@
 //!
 //! A queue actor writes a persistent message to the store (cheap, not yet
 //! durable) and hands the publisher's confirmation to the [`Committer`]. The
-//! committer waits for the first request, lets more arrive for up to the
-//! configured interval, then runs one [`Store::sync`] on a blocking thread
-//! and answers every request that was queued before the sync began.
+//! committer runs one [`Store::sync`] on a blocking thread for everyone
+//! waiting, and answers them all; requests that arrive meanwhile share the
+//! next sync. Under the `batch` policy syncs start at most once per
+//! interval.
 
 use super::{Store, StoreError};
 use crate::config::FsyncPolicy;
@@ -67,20 +68,25 @@ impl Committer {
     }
 }
 
+/// Syncs as soon as someone waits; whoever arrives during a sync shares the
+/// next one. Under `batch`, syncs start at most once per `min_gap`, so a
+/// busy broker gathers more writers per fsync.
 async fn commit_loop(
     store: Arc<dyn Store>,
     mut requests: mpsc::UnboundedReceiver<Waiter>,
-    batch_wait: Duration,
+    min_gap: Duration,
 ) {
     let mut batch: Vec<Waiter> = Vec::new();
+    let mut last_sync: Option<tokio::time::Instant> = None;
     while let Some(first) = requests.recv().await {
         batch.push(first);
-        if !batch_wait.is_zero() {
-            tokio::time::sleep(batch_wait).await;
+        if let Some(last) = last_sync {
+            tokio::time::sleep_until(last + min_gap).await;
         }
         while let Ok(more) = requests.try_recv() {
             batch.push(more);
         }
+        last_sync = Some(tokio::time::Instant::now());
         let store = Arc::clone(&store);
         let result = tokio::task::spawn_blocking(move || store.sync())
             .await

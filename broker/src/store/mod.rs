@@ -80,15 +80,20 @@ pub(crate) fn group_by_queue<'a>(
 ) -> Vec<StoredQueue> {
     let mut out: Vec<StoredQueue> = Vec::new();
     for (queue, seq, record) in rows {
-        match out.last_mut() {
-            Some(last) if last.name == queue => last.messages.push((seq, record)),
-            _ => out.push(StoredQueue {
-                name: queue.to_owned(),
-                messages: vec![(seq, record)],
-            }),
-        }
+        push_row(&mut out, queue, seq, record);
     }
     out
+}
+
+/// Appends one row to `out`, starting a new queue when the name changes.
+pub(crate) fn push_row(out: &mut Vec<StoredQueue>, queue: &str, seq: u64, record: Vec<u8>) {
+    match out.last_mut() {
+        Some(last) if last.name == queue => last.messages.push((seq, record)),
+        _ => out.push(StoredQueue {
+            name: queue.to_owned(),
+            messages: vec![(seq, record)],
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 use super::{message_key, parse_message_key, Store, StoreError, StoredQueue};
 use std::path::Path;
 
+/// sled's page cache (its default is 1 GiB).
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// A [`Store`] in a sled database directory.
 ///
 /// Two trees: `messages` (key: queue + sequence, value: the encoded
@@ -27,6 +30,9 @@ impl SledStore {
             // Durability comes from our own group commit; this only bounds
             // how long an unsynced write may sit in memory.
             .flush_every_ms(Some(1000))
+            // Recovery reads everything once; a big page cache would only
+            // keep a second copy of the queues in memory.
+            .cache_capacity(SLED_CACHE_BYTES)
             .open()
             .map_err(|e| StoreError(format!("cannot open store at {}: {e}", dir.display())))?;
         let messages = db.open_tree("messages").map_err(err)?;
@@ -56,17 +62,15 @@ impl Store for SledStore {
     }
 
     fn load(&self) -> Result<Vec<StoredQueue>, StoreError> {
-        let mut rows = Vec::new();
+        let mut out: Vec<StoredQueue> = Vec::new();
         for entry in self.messages.iter() {
             let (key, value) = entry.map_err(err)?;
             match parse_message_key(&key) {
-                Some((queue, seq)) => rows.push((queue.to_owned(), seq, value.to_vec())),
+                Some((queue, seq)) => super::push_row(&mut out, queue, seq, value.to_vec()),
                 None => tracing::warn!("skipping a stored message with a malformed key"),
             }
         }
-        Ok(super::group_by_queue(
-            rows.iter().map(|(q, s, v)| (q.as_str(), *s, v.clone())),
-        ))
+        Ok(out)
     }
 
     fn sync(&self) -> Result<(), StoreError> {

@@ -192,16 +192,22 @@ impl QueueActor {
     fn publish(&mut self, message: Arc<Message>, reply: PublishReply) {
         let result = self.enqueue(message);
         match (reply, result) {
-            (PublishReply::Confirm(done), Ok(Some(_))) => {
+            (PublishReply::Receipt { outbox, receipt_id }, Ok(Some(_))) => {
                 // Persistent: the RECEIPT waits until the write is durable.
-                self.shared.committer.after_sync(Box::new(move |r| {
-                    let _ = done.send(r.map_err(PublishError::Store));
-                }));
+                self.shared
+                    .committer
+                    .after_sync(Box::new(move |synced| match synced {
+                        Ok(()) => outbox.receipt(receipt_id),
+                        Err(e) => {
+                            outbox.refuse(PublishError::Store(e).to_string(), Some(receipt_id))
+                        }
+                    }));
             }
-            (PublishReply::Confirm(done), result) => {
-                let _ = done.send(result.map(|_| ()));
+            (PublishReply::Receipt { outbox, receipt_id }, Ok(None)) => outbox.receipt(receipt_id),
+            (PublishReply::Receipt { outbox, receipt_id }, Err(e)) => {
+                outbox.refuse(e.to_string(), Some(receipt_id))
             }
-            (PublishReply::OnError(publisher), Err(e)) => publisher.close_with_error(e.to_string()),
+            (PublishReply::OnError(publisher), Err(e)) => publisher.refuse(e.to_string(), None),
             (PublishReply::Nobody, Err(e)) => {
                 tracing::warn!(queue = %self.name, error = %e, "message refused");
             }

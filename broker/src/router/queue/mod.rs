@@ -19,7 +19,7 @@ use crate::store::{Store, StoreError};
 use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Commands waiting for one queue actor. A full channel makes publishers
 /// wait: backpressure, not loss.
@@ -81,9 +81,13 @@ pub(crate) enum QueueCommand {
 /// Where a queue actor reports the fate of a published message.
 #[derive(Debug)]
 pub(crate) enum PublishReply {
-    /// The publisher waits for the outcome (it asked for a receipt); a
-    /// persistent message is confirmed once it is durable.
-    Confirm(oneshot::Sender<Result<(), PublishError>>),
+    /// The publisher asked for a receipt: the RECEIPT (or, on refusal, an
+    /// ERROR carrying its id) goes to its outbox; for a persistent message,
+    /// only once the message is durable.
+    Receipt {
+        outbox: Arc<Outbox>,
+        receipt_id: ByteString,
+    },
     /// Only a refusal is reported, as an ERROR in the publisher's outbox.
     OnError(Arc<Outbox>),
     /// Nobody to tell (dead letters, topic copies for durable
@@ -131,20 +135,19 @@ impl QueueHandle {
         .await
     }
 
-    /// Publishes and waits until the actor has accepted (or refused) it,
-    /// and, for a persistent message, until it is durable.
-    pub(crate) async fn publish_confirmed(
+    /// Publishes; the RECEIPT `receipt_id` reaches the publisher's outbox
+    /// once the message is accepted (and durable, if persistent).
+    pub(crate) async fn publish_with_receipt(
         &self,
         message: Arc<Message>,
+        outbox: Arc<Outbox>,
+        receipt_id: ByteString,
     ) -> Result<(), PublishError> {
-        let (tx, rx) = oneshot::channel();
         self.send(QueueCommand::Publish {
             message,
-            reply: PublishReply::Confirm(tx),
+            reply: PublishReply::Receipt { outbox, receipt_id },
         })
-        .await?;
-        rx.await
-            .unwrap_or_else(|_| Err(PublishError::Gone(self.name.to_string())))
+        .await
     }
 }
 
