@@ -8,21 +8,10 @@ use futures_util::StreamExt;
 use std::time::Duration;
 use stompede::codec::{Command, Item};
 use stompede::config::Config;
-use stompede::Broker;
 use tokio::time::Instant;
 
-async fn broker(config_fn: impl FnOnce(&mut Config)) -> stompede::BrokerHandle {
-    let mut config = Config::default();
-    config.listeners.tcp = String::new();
-    config.listeners.websocket = String::new();
-    config_fn(&mut config);
-    Broker::builder()
-        .config(config)
-        .store_in_memory()
-        .build()
-        .start()
-        .await
-        .expect("start")
+async fn broker(adjust: impl FnOnce(&mut Config)) -> stompede::BrokerHandle {
+    common::start_in_process(adjust).await
 }
 
 #[tokio::test(start_paused = true)]

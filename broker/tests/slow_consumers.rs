@@ -6,24 +6,17 @@ mod common;
 use common::{frame, Peer};
 use std::time::Duration;
 use stompede::codec::Command;
-use stompede::config::{Config, SlowConsumerPolicy};
-use stompede::{Broker, BrokerHandle};
+use stompede::config::SlowConsumerPolicy;
+use stompede::BrokerHandle;
 
 const MESSAGES: usize = 2000;
 
 async fn broker(policy: SlowConsumerPolicy) -> BrokerHandle {
-    let mut config = Config::default();
-    config.listeners.tcp = String::new();
-    config.listeners.websocket = String::new();
-    config.delivery.outbox_capacity = 16;
-    config.delivery.slow_consumer = policy;
-    Broker::builder()
-        .config(config)
-        .store_in_memory()
-        .build()
-        .start()
-        .await
-        .expect("start")
+    common::start_in_process(|config| {
+        config.delivery.outbox_capacity = 16;
+        config.delivery.slow_consumer = policy;
+    })
+    .await
 }
 
 async fn connected(broker: &BrokerHandle) -> Peer<tokio::io::DuplexStream> {

@@ -4,6 +4,7 @@ use super::subscription::{AckMode, Source, Subscription};
 use super::{HeartBeat, Session, State, TxOp};
 use crate::auth::ConnectRequest;
 use crate::message::Message;
+use crate::plugin::{Plugin, Refusal as PluginRefusal, SessionInfo};
 use crate::router::queue::QueueHandle;
 use crate::router::queue::{ConsumerSpec, QueueCommand};
 use crate::router::topic::TopicSubscriber;
@@ -93,12 +94,7 @@ impl<T: Transport> Session<T> {
             .map_err(|e| refuse(format!("authentication failed: {e}")))?;
         self.user = principal.user;
         self.client_id = frame.headers.get_shared("client-id").cloned();
-        if !self.shared.plugins.is_empty() {
-            let info = self.info();
-            for plugin in &self.shared.plugins {
-                plugin.on_connect(&info).map_err(|r| refuse(r.0))?;
-            }
-        }
+        self.run_plugins(|plugin, info| plugin.on_connect(info))?;
 
         let hb = &self.shared.config.heartbeat;
         let (server_send, server_receive) = if version == Version::V1_0 {
@@ -128,6 +124,21 @@ impl<T: Transport> Session<T> {
         Ok(())
     }
 
+    /// Runs a hook of every plugin in order; the first refusal wins.
+    fn run_plugins(
+        &self,
+        mut hook: impl FnMut(&dyn Plugin, &SessionInfo) -> Result<(), PluginRefusal>,
+    ) -> Handled {
+        if self.shared.plugins.is_empty() {
+            return Ok(());
+        }
+        let info = self.info();
+        for plugin in &self.shared.plugins {
+            hook(plugin.as_ref(), &info).map_err(|r| refuse(r.0))?;
+        }
+        Ok(())
+    }
+
     /// SEND: route now, or keep for COMMIT when it names a transaction.
     async fn on_send(&mut self, mut frame: Frame, allow_transaction: bool) -> Handled {
         if allow_transaction {
@@ -142,14 +153,8 @@ impl<T: Transport> Session<T> {
             }
         }
         let destination = required(&frame, "destination")?;
-        if !self.shared.plugins.is_empty() {
-            let info = self.info();
-            for plugin in &self.shared.plugins {
-                plugin
-                    .on_send(&info, &destination, &mut frame.headers)
-                    .map_err(|r| refuse(r.0))?;
-            }
-        }
+        let headers = &mut frame.headers;
+        self.run_plugins(|plugin, info| plugin.on_send(info, &destination, headers))?;
         let mut message =
             Message::from_send(destination.clone(), &frame.headers, frame.body.clone());
         self.rewrite_reply_to(&mut message)?;
@@ -297,14 +302,7 @@ impl<T: Transport> Session<T> {
                 frame.get("ack").unwrap_or("")
             ))
         })?;
-        if !self.shared.plugins.is_empty() {
-            let info = self.info();
-            for plugin in &self.shared.plugins {
-                plugin
-                    .on_subscribe(&info, &destination)
-                    .map_err(|r| refuse(r.0))?;
-            }
-        }
+        self.run_plugins(|plugin, info| plugin.on_subscribe(info, &destination))?;
         let route = self
             .shared
             .router

@@ -26,6 +26,22 @@ pub async fn start_with(mut config: Config) -> BrokerHandle {
         .expect("broker starts")
 }
 
+/// Starts a broker without listeners (reach it with
+/// `connect_in_process`), with `adjust` applied to the default config.
+pub async fn start_in_process(adjust: impl FnOnce(&mut Config)) -> BrokerHandle {
+    let mut config = Config::default();
+    config.listeners.tcp = String::new();
+    config.listeners.websocket = String::new();
+    adjust(&mut config);
+    Broker::builder()
+        .config(config)
+        .store_in_memory()
+        .build()
+        .start()
+        .await
+        .expect("broker starts")
+}
+
 /// Starts a broker with the default configuration.
 pub async fn start() -> BrokerHandle {
     start_with(Config::default()).await
