@@ -11,6 +11,7 @@ async fn main() -> std::io::Result<()> {
     let broker = Broker::builder()
         .tcp(Some("127.0.0.1:0"))
         .websocket(Some("127.0.0.1:0"))
+        .admin(None)
         .store_in_memory()
         .build()
         .start()

@@ -20,7 +20,7 @@ run_conformance() (
   # A short heart-beat interval keeps the slow "silent client" cases short.
   config=$(mktemp)
   printf '[heartbeat]\nreceive_ms = 1000\n' >"$config"
-  "$bin" --config "$config" --tcp-listen "127.0.0.1:$tcp_port" --ws-listen "127.0.0.1:$ws_port" \
+  "$bin" --config "$config" --tcp-listen "127.0.0.1:$tcp_port" --ws-listen "127.0.0.1:$ws_port" --admin-listen= \
     --memory-store --log-level warn &
   local pid=$!
   trap 'kill $pid 2>/dev/null; rm -f "$config"' EXIT

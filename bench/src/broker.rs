@@ -204,6 +204,8 @@ impl ManagedBroker {
             .arg(&tcp_addr)
             .arg("--ws-listen")
             .arg(&ws_addr)
+            .arg("--admin-listen")
+            .arg("")
             .arg("--log-level")
             .arg(&opts.log_level);
         match &opts.data_dir {

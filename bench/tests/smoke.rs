@@ -20,6 +20,7 @@ fn every_scenario_passes_against_stompede() {
             Broker::builder()
                 .tcp(Some("127.0.0.1:0"))
                 .websocket(Some("127.0.0.1:0"))
+                .admin(None)
                 .store_in_memory()
                 .build()
                 .start(),

@@ -83,6 +83,12 @@ impl BrokerBuilder {
         self
     }
 
+    /// Sets the admin HTTP listen address (`None` disables it).
+    pub fn admin(mut self, addr: Option<&str>) -> Self {
+        self.config.listeners.admin = addr.unwrap_or_default().to_owned();
+        self
+    }
+
     /// Uses `auth` to accept or refuse CONNECTs.
     pub fn authenticator(mut self, auth: impl Authenticator) -> Self {
         self.auth = Arc::new(auth);
@@ -161,12 +167,30 @@ impl Broker {
                 Kind::WebSocket,
             ));
         }
-        tracing::info!(tcp = ?tcp_addr, websocket = ?ws_addr, "stompede is listening");
+        let mut admin_addr = None;
+        if !listeners.admin.is_empty() {
+            let listener = bind(&listeners.admin, "admin HTTP").await?;
+            let addr = listener.local_addr()?;
+            if !addr.ip().is_loopback() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("the admin listener has no credentials yet; use a loopback address, not {addr}"),
+                ));
+            }
+            admin_addr = Some(addr);
+            tracker.spawn(crate::admin::serve(
+                Arc::clone(&shared),
+                listener,
+                tracker.clone(),
+            ));
+        }
+        tracing::info!(tcp = ?tcp_addr, websocket = ?ws_addr, admin = ?admin_addr, "stompede is listening");
         Ok(BrokerHandle {
             shared,
             tracker,
             tcp_addr,
             ws_addr,
+            admin_addr,
         })
     }
 
@@ -260,6 +284,7 @@ pub struct BrokerHandle {
     tracker: TaskTracker,
     tcp_addr: Option<SocketAddr>,
     ws_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl BrokerHandle {
@@ -271,6 +296,11 @@ impl BrokerHandle {
     /// The bound WebSocket address, if that listener is on.
     pub fn ws_addr(&self) -> Option<SocketAddr> {
         self.ws_addr
+    }
+
+    /// The bound admin HTTP address, if that listener is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The broker's counters.

@@ -111,6 +111,9 @@ pub struct ListenersConfig {
     pub websocket: String,
     /// The WebSocket upgrade path.
     pub websocket_path: String,
+    /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`); loopback
+    /// only.
+    pub admin: String,
 }
 
 impl Default for ListenersConfig {
@@ -119,6 +122,7 @@ impl Default for ListenersConfig {
             tcp: "127.0.0.1:61613".into(),
             websocket: "127.0.0.1:15674".into(),
             websocket_path: "/ws".into(),
+            admin: "127.0.0.1:15692".into(),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! let broker = Broker::builder()
 //!     .tcp(Some("127.0.0.1:0"))
 //!     .websocket(Some("127.0.0.1:0"))
+//!     .admin(Some("127.0.0.1:0"))
 //!     .store_in_memory()
 //!     .build()
 //!     .start()
@@ -30,6 +31,7 @@
 //!
 //! See `ARCHITECTURE.md` in the repository for the tour of the modules.
 
+mod admin;
 pub mod auth;
 mod broker;
 mod client;

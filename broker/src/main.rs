@@ -19,6 +19,9 @@ struct Cli {
     /// STOMP-over-WebSocket listen address; "" disables the listener.
     #[arg(long, env = "STOMPEDE_WS_LISTEN")]
     ws_listen: Option<String>,
+    /// Admin HTTP listen address (/metrics, /healthz, /readyz); "" disables it.
+    #[arg(long, env = "STOMPEDE_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
     /// Directory of the on-disk store (sled).
     #[arg(long, env = "STOMPEDE_DATA_DIR")]
     data_dir: Option<String>,
@@ -100,6 +103,9 @@ fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if let Some(addr) = &cli.ws_listen {
         config.listeners.websocket = addr.clone();
+    }
+    if let Some(addr) = &cli.admin_listen {
+        config.listeners.admin = addr.clone();
     }
     if let Some(dir) = &cli.data_dir {
         config.store.path = dir.clone();

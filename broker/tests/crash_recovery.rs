@@ -155,6 +155,8 @@ impl BrokerProcess {
             .arg(addr.to_string())
             .arg("--ws-listen")
             .arg("")
+            .arg("--admin-listen")
+            .arg("")
             .arg("--data-dir")
             .arg(scratch.data())
             .arg("--log-level")

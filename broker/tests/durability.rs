@@ -19,6 +19,7 @@ async fn start(store: Arc<dyn Store>, config: Config) -> BrokerHandle {
     let mut config = config;
     config.listeners.tcp = "127.0.0.1:0".into();
     config.listeners.websocket = String::new();
+    config.listeners.admin = String::new();
     Broker::builder()
         .config(config)
         .store(store)

@@ -54,6 +54,7 @@ async fn broker(disconnects: Arc<AtomicUsize>) -> stompede::BrokerHandle {
     let mut config = Config::default();
     config.listeners.tcp = "127.0.0.1:0".into();
     config.listeners.websocket = String::new();
+    config.listeners.admin = String::new();
     Broker::builder()
         .config(config)
         .store_in_memory()

@@ -17,6 +17,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub async fn start_with(mut config: Config) -> BrokerHandle {
     config.listeners.tcp = "127.0.0.1:0".into();
     config.listeners.websocket = "127.0.0.1:0".into();
+    config.listeners.admin = String::new();
     Broker::builder()
         .config(config)
         .store_in_memory()
@@ -32,6 +33,7 @@ pub async fn start_in_process(adjust: impl FnOnce(&mut Config)) -> BrokerHandle 
     let mut config = Config::default();
     config.listeners.tcp = String::new();
     config.listeners.websocket = String::new();
+    config.listeners.admin = String::new();
     adjust(&mut config);
     Broker::builder()
         .config(config)

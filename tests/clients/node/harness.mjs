@@ -136,7 +136,7 @@ export async function startBroker(name = 'node') {
     const [tcpPort, wsPort] = await freePorts(2);
     const logPath = path.join(logDir, `broker-${name}-${process.pid}-${attempt}.log`);
     const logFd = fs.openSync(logPath, 'w');
-    const child = spawn(binary, ['--tcp-listen', `127.0.0.1:${tcpPort}`, '--ws-listen', `127.0.0.1:${wsPort}`, '--memory-store'], {
+    const child = spawn(binary, ['--tcp-listen', `127.0.0.1:${tcpPort}`, '--ws-listen', `127.0.0.1:${wsPort}`, '--memory-store', '--admin-listen='], {
       stdio: ['ignore', logFd, logFd],
       env: process.env,
     });

@@ -161,7 +161,7 @@ def start_broker() -> Broker:
         # reaches the broker), plus a parent-death signal in case pytest itself is killed.
         proc = subprocess.Popen(
             [str(binary), "--tcp-listen", f"127.0.0.1:{tcp_port}",
-             "--ws-listen", f"127.0.0.1:{ws_port}", "--memory-store"],
+             "--ws-listen", f"127.0.0.1:{ws_port}", "--memory-store", "--admin-listen="],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             env=env, preexec_fn=_die_with_parent)
         broker = Broker(host="127.0.0.1", port=tcp_port, vhost=vhost, process=proc,

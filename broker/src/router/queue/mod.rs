@@ -196,6 +196,11 @@ impl QueueRegistry {
             .clone()
     }
 
+    /// How many queues have an actor.
+    pub(crate) fn len(&self) -> usize {
+        crate::session::outbox::lock(&self.queues).len()
+    }
+
     /// Forgets a deleted queue's handle.
     pub(crate) fn remove(&self, name: &str) -> Option<QueueHandle> {
         crate::session::outbox::lock(&self.queues).remove(name)
