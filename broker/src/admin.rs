@@ -1,6 +1,17 @@
-//! The admin HTTP listener: `/healthz`, `/readyz` and Prometheus
-//! `/metrics`. Loopback by default; it carries no credentials yet, so the
-//! broker refuses to put it on a non-loopback address.
+//! The admin HTTP listener. Loopback only: it carries no credentials yet,
+//! so the broker refuses to put it on another address.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 once serving, 503 while shutting down |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /api/connections` | JSON list of connections |
+//! | `POST /api/connections/close?id=N` | closes connection N with an ERROR |
+//! | `GET /api/queues` | JSON list of queues with depth, unacked, consumers |
+//! | `POST /api/queues/purge?name=/queue/x` | drops the queue's ready messages |
+//! | `GET /api/durable-subscriptions` | JSON list of `{queue, topic}` |
+//! | `POST /api/durable-subscriptions/delete?queue=/durable/u/n` | removes one |
 
 use crate::broker::Shared;
 use bytes::Bytes;
@@ -32,7 +43,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, tracker: T
         tracker.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let shared = Arc::clone(&shared);
-                async move { Ok::<_, Infallible>(respond(&shared, &request)) }
+                async move { Ok::<_, Infallible>(respond(&shared, &request).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -44,19 +55,27 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, tracker: T
     }
 }
 
-fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
-    }
-    match request.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n".into()),
-        "/readyz" if shared.shutdown.is_cancelled() => {
+async fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let query: Vec<(String, String)> = request
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".into()),
+        (&Method::GET, "/readyz") if shared.shutdown.is_cancelled() => {
             text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into())
         }
         // The store is recovered and the listeners are open before this
         // listener starts, so being here means ready.
-        "/readyz" => text(StatusCode::OK, "ready\n".into()),
-        "/metrics" => {
+        (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n".into()),
+        (&Method::GET, "/metrics") => {
             let mut response = text(StatusCode::OK, render_metrics(shared));
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
@@ -64,10 +83,64 @@ fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>
             );
             response
         }
+        (&Method::GET, "/api/connections") => json(&shared.sessions.list()),
+        (&Method::POST, "/api/connections/close") => {
+            match param("id").and_then(|id| id.parse::<u64>().ok()) {
+                Some(id)
+                    if shared
+                        .sessions
+                        .close(id, "connection closed by an administrator") =>
+                {
+                    json(&serde_json::json!({ "closed": id }))
+                }
+                Some(id) => text(StatusCode::NOT_FOUND, format!("no connection {id}\n")),
+                None => text(StatusCode::BAD_REQUEST, "give ?id=N\n".into()),
+            }
+        }
+        (&Method::GET, "/api/queues") => json(&shared.router.queues.info().await),
+        (&Method::POST, "/api/queues/purge") => match param("name") {
+            Some(name) => match shared.router.queues.purge(name).await {
+                Some(purged) => json(&serde_json::json!({ "queue": name, "purged": purged })),
+                None => text(StatusCode::NOT_FOUND, format!("no queue {name}\n")),
+            },
+            None => text(StatusCode::BAD_REQUEST, "give ?name=/queue/...\n".into()),
+        },
+        (&Method::GET, "/api/durable-subscriptions") => {
+            let list: Vec<_> = shared
+                .router
+                .durable
+                .list()
+                .into_iter()
+                .map(|(queue, topic)| serde_json::json!({ "queue": queue, "topic": topic }))
+                .collect();
+            json(&list)
+        }
+        (&Method::POST, "/api/durable-subscriptions/delete") => match param("queue") {
+            Some(queue) => match shared.router.durable.unbind(queue) {
+                Ok(()) => json(&serde_json::json!({ "deleted": queue })),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            },
+            None => text(StatusCode::BAD_REQUEST, "give ?queue=/durable/...\n".into()),
+        },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics, /healthz or /readyz\n".into(),
+            "not found: see the admin API in README.md (/metrics, /healthz, /readyz, /api/...)\n"
+                .into(),
         ),
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_string_pretty(value) {
+        Ok(body) => {
+            let mut response = text(StatusCode::OK, body);
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
 }
 

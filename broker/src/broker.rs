@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub plugins: Vec<Arc<dyn Plugin>>,
     /// Cancelled when the broker begins to shut down.
     pub shutdown: CancellationToken,
+    /// Connected sessions (for the admin API).
+    pub sessions: crate::registry::SessionRegistry,
     connections: Arc<Semaphore>,
     next_session: AtomicU64,
     next_consumer: AtomicU64,
@@ -240,6 +242,7 @@ impl Broker {
             auth,
             plugins,
             shutdown: CancellationToken::new(),
+            sessions: Default::default(),
             next_session: AtomicU64::new(1),
             next_consumer: AtomicU64::new(1),
         }))

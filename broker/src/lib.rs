@@ -38,6 +38,7 @@ mod client;
 pub mod config;
 mod message;
 pub mod plugin;
+pub mod registry;
 mod router;
 mod session;
 pub mod stats;

@@ -24,11 +24,20 @@ async fn start() -> BrokerHandle {
 
 /// A plain HTTP/1.1 GET; returns (status, body).
 async fn get(broker: &BrokerHandle, path: &str) -> (u16, String) {
+    http(broker, "GET", path).await
+}
+
+/// A plain HTTP/1.1 POST without a body.
+async fn post(broker: &BrokerHandle, path: &str) -> (u16, String) {
+    http(broker, "POST", path).await
+}
+
+async fn http(broker: &BrokerHandle, method: &str, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(broker.admin_addr().expect("admin listener"))
         .await
         .expect("connect");
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
     )
     .await
     .expect("write");
@@ -114,4 +123,82 @@ async fn a_non_loopback_admin_address_is_refused() {
         .start()
         .await;
     assert!(started.is_err());
+}
+
+#[tokio::test]
+async fn the_admin_api_lists_and_closes_connections() {
+    let broker = start().await;
+    let mut alice = Peer::connected_as(&broker, "alice").await;
+    alice.subscribe("s", "/topic/a", "auto").await;
+    let (status, body) = get(&broker, "/api/connections").await;
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let conn = &list.as_array().expect("array")[0];
+    assert_eq!(conn["user"], "alice");
+    assert_eq!(conn["transport"], "tcp");
+    assert_eq!(conn["version"], "1.2");
+    assert_eq!(conn["subscriptions"], 1);
+    let id = conn["id"].as_u64().expect("id");
+    assert_eq!(
+        post(&broker, &format!("/api/connections/close?id={id}"))
+            .await
+            .0,
+        200
+    );
+    let e = alice.expect_error_and_close().await;
+    assert!(e
+        .get("message")
+        .is_some_and(|m| m.contains("administrator")));
+    assert_eq!(
+        post(&broker, "/api/connections/close?id=999999").await.0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_shows_and_purges_queues() {
+    let broker = start().await;
+    let mut p = Peer::connected(&broker).await;
+    for _ in 0..3 {
+        p.publish("/queue/work", "job").await;
+    }
+    let (_, body) = get(&broker, "/api/queues").await;
+    let queues: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(queues[0]["name"], "/queue/work");
+    assert_eq!(queues[0]["ready"], 3);
+    assert_eq!(queues[0]["consumers"], 0);
+    let (status, body) = post(&broker, "/api/queues/purge?name=%2Fqueue%2Fwork").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"purged\": 3"), "{body}");
+    let mut c = Peer::connected(&broker).await;
+    c.subscribe("c", "/queue/work", "auto").await;
+    c.expect_silence(std::time::Duration::from_millis(150))
+        .await;
+}
+
+#[tokio::test]
+async fn the_admin_api_lists_and_deletes_durable_subscriptions() {
+    let broker = start().await;
+    let mut sub = Peer::connected_as(&broker, "reader").await;
+    sub.request(common::frame(
+        stompede::codec::Command::Subscribe,
+        &[
+            ("id", "feed"),
+            ("destination", "/topic/news"),
+            ("durable", "true"),
+        ],
+    ))
+    .await;
+    let (_, body) = get(&broker, "/api/durable-subscriptions").await;
+    let subs: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(subs[0]["queue"], "/durable/reader/feed");
+    assert_eq!(subs[0]["topic"], "/topic/news");
+    let (status, _) = post(
+        &broker,
+        "/api/durable-subscriptions/delete?queue=/durable/reader/feed",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, body) = get(&broker, "/api/durable-subscriptions").await;
+    assert_eq!(body.trim(), "[]");
 }

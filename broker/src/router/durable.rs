@@ -123,6 +123,14 @@ impl DurableBindings {
         Ok(())
     }
 
+    /// Every durable subscription as `(queue, topic)`.
+    pub(crate) fn list(&self) -> Vec<(String, String)> {
+        read(&self.bindings)
+            .iter()
+            .map(|b| (b.queue_name.to_string(), b.topic.to_string()))
+            .collect()
+    }
+
     /// The queues that must receive a message published to `destination`.
     pub(crate) fn matching(&self, destination: &str) -> Vec<QueueHandle> {
         let bindings = read(&self.bindings);

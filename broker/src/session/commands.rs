@@ -120,6 +120,16 @@ impl<T: Transport> Session<T> {
         encode_frame(&connected, version, &mut self.out.bytes);
         self.out.end_frame();
         self.state = State::Connected;
+        let entry = Arc::new(crate::registry::Entry {
+            user: self.user.as_ref().map(|u| u.to_string()),
+            peer: self.peer,
+            transport: self.transport.kind(),
+            version: version.as_str(),
+            subscriptions: Default::default(),
+            outbox: Arc::clone(&self.outbox),
+        });
+        self.shared.sessions.insert(self.id, Arc::clone(&entry));
+        self.registered = Some(entry);
         tracing::debug!(%version, user = ?self.user, "connected");
         Ok(())
     }

@@ -98,6 +98,8 @@ struct Session<T> {
     receipts_pending: usize,
     /// The RECEIPT id of a DISCONNECT waiting for `receipts_pending`.
     disconnect_receipt: Option<ByteString>,
+    /// This session in the broker's registry, once connected.
+    registered: Option<Arc<crate::registry::Entry>>,
     /// When a waiting DISCONNECT gives up and closes anyway.
     disconnect_deadline: Option<Instant>,
     last_read: Instant,
@@ -138,6 +140,7 @@ impl<T: Transport> Session<T> {
             receipts_pending: 0,
             disconnect_receipt: None,
             disconnect_deadline: None,
+            registered: None,
             last_read: now,
             last_write: now,
         }
@@ -283,6 +286,12 @@ impl<T: Transport> Session<T> {
             }
         }
         self.flush_acks();
+        if let Some(entry) = &self.registered {
+            entry.subscriptions.store(
+                self.subscriptions.len(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
     }
 
     /// Sends the ACKs gathered in this batch to their queues.
@@ -432,6 +441,9 @@ impl<T: Transport> Session<T> {
     /// Releases everything the session held in the router.
     fn cleanup(&mut self) {
         self.outbox.close();
+        if self.registered.take().is_some() {
+            self.shared.sessions.remove(self.id);
+        }
         self.flush_acks();
         if self.state != State::AwaitConnect && !self.shared.plugins.is_empty() {
             let info = self.info();

@@ -115,7 +115,19 @@ mod tests {
             store.put_meta("durable/x", b"binding").unwrap();
             store.sync().unwrap();
         }
-        let store = SledStore::open(&dir).unwrap();
+        // sled's background flusher lets go of the lock file shortly after
+        // the last handle is dropped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let store = loop {
+            match SledStore::open(&dir) {
+                Ok(store) => break store,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.0.contains("lock"), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         let queues = store.load().unwrap();
         assert_eq!(queues.len(), 2);
         assert_eq!(queues[0].name, "/queue/a");

@@ -149,6 +149,22 @@ impl QueueActor {
                     }
                 }
             }
+            QueueCommand::Info(reply) => {
+                let _ = reply.send(super::QueueInfo {
+                    name: self.name.to_string(),
+                    ready: self.ready.len(),
+                    ready_bytes: self.ready.bytes(),
+                    unacked: self.consumers.iter().map(|c| c.unacked.len()).sum(),
+                    consumers: self.consumers.len(),
+                });
+            }
+            QueueCommand::Purge(reply) => {
+                let purged = self.ready.drain_all();
+                for m in &purged {
+                    self.forget(m);
+                }
+                let _ = reply.send(purged.len());
+            }
             QueueCommand::Delete => {
                 for m in self.ready.drain_all() {
                     self.forget(&m);

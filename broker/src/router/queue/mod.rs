@@ -39,6 +39,21 @@ pub(crate) enum PublishError {
     Gone(String),
 }
 
+/// What the admin API shows of one queue.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// The destination.
+    pub name: String,
+    /// Messages waiting for a consumer.
+    pub ready: usize,
+    /// Body bytes of the ready messages.
+    pub ready_bytes: u64,
+    /// Messages delivered and not yet acknowledged.
+    pub unacked: usize,
+    /// Consumers subscribed now.
+    pub consumers: usize,
+}
+
 /// A consumer as the session registers it.
 #[derive(Debug)]
 pub(crate) struct ConsumerSpec {
@@ -76,6 +91,10 @@ pub(crate) enum QueueCommand {
     /// Delete the queue and everything stored for it (a durable
     /// subscription was removed).
     Delete,
+    /// Report depth and consumers.
+    Info(tokio::sync::oneshot::Sender<QueueInfo>),
+    /// Drop every ready (not yet delivered) message; report how many.
+    Purge(tokio::sync::oneshot::Sender<usize>),
 }
 
 /// Where a queue actor reports the fate of a published message.
@@ -194,6 +213,35 @@ impl QueueRegistry {
             .entry(name.clone())
             .or_insert_with(|| self.spawn(name.clone(), Vec::new()))
             .clone()
+    }
+
+    /// Depth and consumers of every queue (each actor answers in turn).
+    pub(crate) async fn info(&self) -> Vec<QueueInfo> {
+        let handles: Vec<QueueHandle> = crate::session::outbox::lock(&self.queues)
+            .values()
+            .cloned()
+            .collect();
+        let mut out = Vec::with_capacity(handles.len());
+        for handle in handles {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if handle.send(QueueCommand::Info(tx)).await.is_ok() {
+                if let Ok(info) = rx.await {
+                    out.push(info);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Purges queue `name`'s ready messages; `None` if there is no such queue.
+    pub(crate) async fn purge(&self, name: &str) -> Option<usize> {
+        let handle = crate::session::outbox::lock(&self.queues)
+            .get(name)
+            .cloned()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        handle.send(QueueCommand::Purge(tx)).await.ok()?;
+        rx.await.ok()
     }
 
     /// How many queues have an actor.
