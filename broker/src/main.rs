@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use stompede::config::{Config, LogFormat};
 use stompede::{Broker, DEFAULT_CONFIG_TOML};
 
+/// `--version`: the version and the cargo features built in.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: none)");
+
 /// A fast, safe STOMP broker over TCP and WebSocket.
 #[derive(Debug, Parser)]
-#[command(name = "stompede", version, about)]
+#[command(name = "stompede", version = VERSION, about)]
 struct Cli {
     /// TOML configuration file (see `stompede config default`).
     #[arg(long, short, env = "STOMPEDE_CONFIG")]

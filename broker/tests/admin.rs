@@ -72,6 +72,9 @@ async fn health_and_readiness() {
     assert_eq!(get(&broker, "/healthz").await.0, 200);
     assert_eq!(get(&broker, "/readyz").await.0, 200);
     assert_eq!(get(&broker, "/nope").await.0, 404);
+    let (status, page) = get(&broker, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>Stompede status</title>") && page.contains("/api/queues"));
 }
 
 #[tokio::test]

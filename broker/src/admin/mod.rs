@@ -3,6 +3,7 @@
 //!
 //! | request | answer |
 //! |---|---|
+//! | `GET /` | a status page (live rates, queues, connections) |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once serving, 503 while shutting down |
 //! | `GET /metrics` | Prometheus text |
@@ -24,6 +25,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
+
+/// The status page: static HTML that polls `/metrics` and the JSON API.
+const STATUS_PAGE: &str = include_str!("status.html");
 
 /// Accepts admin connections until shutdown.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, tracker: TaskTracker) {
@@ -68,6 +72,14 @@ async fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<
             .map(|(_, v)| v.as_str())
     };
     match (request.method(), request.uri().path()) {
+        (&Method::GET, "/") => {
+            let mut response = text(StatusCode::OK, STATUS_PAGE.to_owned());
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            response
+        }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".into()),
         (&Method::GET, "/readyz") if shared.shutdown.is_cancelled() => {
             text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into())
