@@ -14,6 +14,10 @@ cat >&2 <<'HELLO'
 Stompede is starting:
   STOMP over TCP        127.0.0.1:61613   (stomp.py, the `stomp` CLI, any STOMP client)
   STOMP over WebSocket  ws://127.0.0.1:15674/ws   (@stomp/stompjs, @stomp/rx-stomp)
+  Status page, metrics  http://127.0.0.1:15692/   (/metrics, /healthz, /readyz, /api/...)
+  Stored messages       ./stompede-data
+Try it from another terminal (after scripts/install-test-deps.sh):
+  ~/.cache/stompede/venv/bin/stomp -H 127.0.0.1 -P 61613
 Press Ctrl-C to stop it.
 
 HELLO
