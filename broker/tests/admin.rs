@@ -13,13 +13,7 @@ async fn start() -> BrokerHandle {
     config.listeners.tcp = "127.0.0.1:0".into();
     config.listeners.websocket = String::new();
     config.listeners.admin = "127.0.0.1:0".into();
-    Broker::builder()
-        .config(config)
-        .store_in_memory()
-        .build()
-        .start()
-        .await
-        .expect("start")
+    common::launch(config).await
 }
 
 /// A plain HTTP/1.1 GET; returns (status, body).

@@ -18,6 +18,11 @@ pub async fn start_with(mut config: Config) -> BrokerHandle {
     config.listeners.tcp = "127.0.0.1:0".into();
     config.listeners.websocket = "127.0.0.1:0".into();
     config.listeners.admin = String::new();
+    launch(config).await
+}
+
+/// Starts a broker exactly as `config` says, with an in-memory store.
+pub async fn launch(config: Config) -> BrokerHandle {
     Broker::builder()
         .config(config)
         .store_in_memory()
@@ -35,13 +40,7 @@ pub async fn start_in_process(adjust: impl FnOnce(&mut Config)) -> BrokerHandle 
     config.listeners.websocket = String::new();
     config.listeners.admin = String::new();
     adjust(&mut config);
-    Broker::builder()
-        .config(config)
-        .store_in_memory()
-        .build()
-        .start()
-        .await
-        .expect("broker starts")
+    launch(config).await
 }
 
 /// Starts a broker with the default configuration.
