@@ -64,6 +64,26 @@ async fn connect_stomp(ws: &mut Ws) {
     );
 }
 
+/// A WebSocket connection that offered v12.stomp and is CONNECTed.
+async fn connected_ws(broker: &stompede::BrokerHandle) -> Ws {
+    let (mut ws, _) = ws_connect(broker, "/ws", Some("v12.stomp"))
+        .await
+        .expect("ws");
+    connect_stomp(&mut ws).await;
+    ws
+}
+
+/// SUBSCRIBE with a receipt, waiting for it.
+async fn ws_subscribe(ws: &mut Ws, id: &str, destination: &str) {
+    let frame = format!("SUBSCRIBE\nid:{id}\ndestination:{destination}\nreceipt:s\n\n\0");
+    ws.send(Message::text(frame)).await.expect("send");
+    let receipt = next_message(ws).await;
+    assert!(
+        receipt.to_text().expect("text").starts_with("RECEIPT\n"),
+        "{receipt:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_highest_offered_subprotocol_is_chosen() {
     let broker = start().await;
@@ -134,16 +154,8 @@ async fn frames_may_span_messages_and_messages_may_hold_frames_and_each_frame_go
 #[tokio::test]
 async fn non_utf8_bodies_go_out_as_binary_messages() {
     let broker = start().await;
-    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp"))
-        .await
-        .expect("ws");
-    connect_stomp(&mut ws).await;
-    ws.send(Message::text(
-        "SUBSCRIBE\nid:0\ndestination:/topic/bin\nreceipt:s\n\n\0",
-    ))
-    .await
-    .expect("send");
-    next_message(&mut ws).await;
+    let mut ws = connected_ws(&broker).await;
+    ws_subscribe(&mut ws, "0", "/topic/bin").await;
     let mut tcp = Peer::connected(&broker).await;
     tcp.raw(b"SEND\ndestination:/topic/bin\ncontent-length:3\nreceipt:x\n\n\xff\x00\xfe\0")
         .await;
@@ -194,16 +206,8 @@ async fn pings_are_answered() {
 #[tokio::test]
 async fn websocket_and_tcp_clients_talk_to_each_other() {
     let broker = start().await;
-    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp"))
-        .await
-        .expect("ws");
-    connect_stomp(&mut ws).await;
-    ws.send(Message::text(
-        "SUBSCRIBE\nid:w\ndestination:/queue/mixed\nreceipt:s\n\n\0",
-    ))
-    .await
-    .expect("send");
-    next_message(&mut ws).await;
+    let mut ws = connected_ws(&broker).await;
+    ws_subscribe(&mut ws, "w", "/queue/mixed").await;
     let mut tcp = Peer::connected(&broker).await;
     tcp.publish("/queue/mixed", "from tcp").await;
     let m = next_message(&mut ws).await;
