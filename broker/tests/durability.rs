@@ -162,38 +162,32 @@ async fn durable_topic_subscriptions_collect_messages_while_away_and_across_rest
     sub.expect_silence(QUIET).await;
 }
 
+/// Connects with CONNECT `client-id:app-7` and (re)subscribes ActiveMQ
+/// style to durable subscription `s` on `/topic/t`.
+async fn activemq_subscriber(broker: &BrokerHandle, id: &str) -> Peer<tokio::net::TcpStream> {
+    let mut sub = Peer::tcp(broker).await;
+    sub.raw(b"CONNECT\naccept-version:1.2\nhost:x\nclient-id:app-7\n\n\0")
+        .await;
+    sub.expect(Command::Connected).await;
+    sub.request(frame(
+        Command::Subscribe,
+        &[
+            ("id", id),
+            ("destination", "/topic/t"),
+            ("activemq.subscriptionName", "s"),
+        ],
+    ))
+    .await;
+    sub
+}
+
 #[tokio::test]
 async fn activemq_style_durable_subscriptions_use_client_id() {
     let broker = start(Arc::new(MemoryStore::default()), Config::default()).await;
-    let mut sub = Peer::tcp(&broker).await;
-    sub.raw(b"CONNECT\naccept-version:1.2\nhost:x\nclient-id:app-7\n\n\0")
-        .await;
-    sub.expect(Command::Connected).await;
-    sub.request(frame(
-        Command::Subscribe,
-        &[
-            ("id", "1"),
-            ("destination", "/topic/t"),
-            ("activemq.subscriptionName", "s"),
-        ],
-    ))
-    .await;
-    drop(sub);
+    drop(activemq_subscriber(&broker, "1").await);
     let mut p = Peer::connected(&broker).await;
     p.publish("/topic/t", "kept for app-7").await;
-    let mut sub = Peer::tcp(&broker).await;
-    sub.raw(b"CONNECT\naccept-version:1.2\nhost:x\nclient-id:app-7\n\n\0")
-        .await;
-    sub.expect(Command::Connected).await;
-    sub.request(frame(
-        Command::Subscribe,
-        &[
-            ("id", "2"),
-            ("destination", "/topic/t"),
-            ("activemq.subscriptionName", "s"),
-        ],
-    ))
-    .await;
+    let mut sub = activemq_subscriber(&broker, "2").await;
     sub.expect_message("kept for app-7").await;
 }
 
