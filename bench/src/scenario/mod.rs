@@ -1,5 +1,6 @@
 //! The scenarios and what they share.
 
+pub mod common;
 pub mod idle;
 pub mod latency;
 pub mod persistent;
@@ -137,6 +138,22 @@ impl Progress {
         self.counts.iter().map(|c| c.load(Ordering::Acquire)).sum()
     }
 
+    /// The sum of the counters in `range` (0 if it is out of bounds).
+    pub fn sum_of(&self, range: std::ops::Range<usize>) -> u64 {
+        self.counts
+            .get(range)
+            .map(|c| c.iter().map(|v| v.load(Ordering::Acquire)).sum())
+            .unwrap_or(0)
+    }
+
+    /// Counter `i` (0 if there is none).
+    pub fn count(&self, i: usize) -> u64 {
+        self.counts
+            .get(i)
+            .map(|c| c.load(Ordering::Acquire))
+            .unwrap_or(0)
+    }
+
     /// The latest advance over all connections (ns since the clock base).
     pub fn last_advance_ns(&self) -> u64 {
         self.last_ns
@@ -175,6 +192,16 @@ impl Progress {
             .lock()
             .map(|mut e| std::mem::take(&mut *e))
             .unwrap_or_default()
+    }
+
+    /// Moves the recorded failures into `report`'s problems (those not
+    /// already there).
+    pub fn report_errors(&self, report: &mut Report) {
+        for e in self.take_errors() {
+            if !report.problems.contains(&e) {
+                report.problem(e);
+            }
+        }
     }
 
     /// Waits until `cond` holds (or a task failed). Errors if nothing

@@ -12,138 +12,76 @@
 //! final DISCONNECT, which the broker sends after it has processed every
 //! ACK before it: the rate is acknowledged messages per second.
 
+use super::common::{
+    close_producer, connect_consumers, open_producers, split, Consumers, Delivery, DeliveryCheck,
+    FirstProblem, Sent,
+};
 use super::{Ctx, Progress};
-use crate::body::{parse_stamp, SendTemplate};
-use crate::check::{Mark, OnceSet};
-use crate::conn::{disconnect, open, subscribe_all, Conn, OutBatch, SubSpec, TransportKind};
+use crate::body::SendTemplate;
+use crate::check::Mark;
+use crate::conn::TransportKind;
 use crate::report::Report;
-use crate::scan::{Cmd, FrameView};
 use crate::scenario::topic::{produce, producer_reader, Limit};
-use anyhow::{anyhow, bail, Result};
-use futures_util::{StreamExt, TryStreamExt};
+use anyhow::Result;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// What one consumer saw.
+/// What a consumer saw, beyond the deliveries it ACKed.
 #[derive(Debug, Default)]
-struct Consumed {
-    acked: u64,
+struct Checks {
     duplicates: u64,
     out_of_range: u64,
     backwards: u64,
     redelivered: u64,
-    first_problem: Option<String>,
+    first_problem: FirstProblem,
 }
 
-impl Consumed {
-    fn note(&mut self, p: impl FnOnce() -> String) {
-        if self.first_problem.is_none() {
-            self.first_problem = Some(p());
-        }
-    }
-}
-
-/// Per-consumer state while running.
-struct ConsumerState {
-    sets: Arc<Vec<OnceSet>>,
-    last: Vec<Option<u64>>,
-    acks: OutBatch,
-    seen: Consumed,
-}
-
-impl ConsumerState {
-    /// Checks one MESSAGE and queues its ACK.
+impl DeliveryCheck for Checks {
+    /// Exactly once (over all consumers), in order (per producer) and never
+    /// redelivered.
     #[inline]
-    fn on_message(&mut self, v: &FrameView<'_>) -> Result<()> {
-        if v.command != Cmd::Message {
-            bail!("unexpected frame: {}", v.describe());
-        }
-        if v.ack.is_empty() {
-            bail!("MESSAGE without an ack header: {}", v.describe());
-        }
-        let st = parse_stamp(v.body)?;
-        let p = st.producer as usize;
-        let set = self
-            .sets
-            .get(p)
-            .ok_or_else(|| anyhow!("MESSAGE from unknown producer {p}"))?;
-        match set.mark(st.seq) {
+    fn observe(&mut self, d: Delivery, last: &mut Option<u64>) {
+        let (p, seq) = (d.producer, d.seq);
+        match d.mark {
             Mark::New => {}
             Mark::Duplicate => {
-                self.seen.duplicates += 1;
-                self.seen
-                    .note(|| format!("producer {p} seq {} consumed twice", st.seq));
+                self.duplicates += 1;
+                self.first_problem
+                    .note(|| format!("producer {p} seq {seq} consumed twice"));
             }
             Mark::OutOfRange => {
-                self.seen.out_of_range += 1;
-                self.seen
-                    .note(|| format!("producer {p} seq {} was never sent", st.seq));
+                self.out_of_range += 1;
+                self.first_problem
+                    .note(|| format!("producer {p} seq {seq} was never sent"));
             }
         }
-        if let Some(last) = self.last.get_mut(p) {
-            if let Some(prev) = *last {
-                if st.seq <= prev {
-                    self.seen.backwards += 1;
-                    self.seen
-                        .note(|| format!("producer {p}: seq {} arrived after seq {prev}", st.seq));
-                }
+        if let Some(prev) = *last {
+            if seq <= prev {
+                self.backwards += 1;
+                self.first_problem
+                    .note(|| format!("producer {p}: seq {seq} arrived after seq {prev}"));
             }
-            *last = Some(st.seq);
         }
-        if v.redelivered {
-            self.seen.redelivered += 1;
-            self.seen
-                .note(|| format!("producer {p} seq {} was redelivered", st.seq));
+        *last = Some(seq);
+        if d.redelivered {
+            self.redelivered += 1;
+            self.first_problem
+                .note(|| format!("producer {p} seq {seq} was redelivered"));
         }
-        self.acks.bytes.extend_from_slice(b"ACK\nid:");
-        self.acks.bytes.extend_from_slice(v.ack);
-        self.acks.bytes.extend_from_slice(b"\n\n\0");
-        self.acks.end_frame();
-        self.seen.acked += 1;
-        Ok(())
     }
-}
 
-/// One consumer: check, ACK, publish progress; on stop, DISCONNECT.
-async fn consumer(
-    mut conn: Conn,
-    idx: usize,
-    mut state: ConsumerState,
-    progress: Arc<Progress>,
-    mut stop: watch::Receiver<bool>,
-    base: std::time::Instant,
-    drain: Duration,
-) -> Result<Consumed> {
-    let result: Result<()> = loop {
-        tokio::select! {
-            biased;
-            _ = stop.changed() => break Ok(()),
-            r = conn.reader.fill() => match r {
-                Ok(true) => {}
-                Ok(false) => break Err(anyhow!("broker closed the connection")),
-                Err(e) => break Err(e),
-            },
-        }
-        if let Err(e) = conn.reader.drain(|v| state.on_message(v)) {
-            break Err(e);
-        }
-        if !state.acks.is_empty() {
-            if let Err(e) = conn.writer.send(&mut state.acks).await {
-                break Err(e);
-            }
-            progress.advance(idx, state.seen.acked, base.elapsed().as_nanos() as u64);
-        }
-    };
-    if let Err(e) = result {
-        progress.fail(format!("consumer {idx}: {e:#}"));
-        return Err(e);
+    /// Progress is every delivery ACKed.
+    fn progress(&self, acked: u64) -> u64 {
+        acked
     }
-    // Anything arriving now is extra; it is checked (and counted) too, and
-    // ACKed with the DISCONNECT so it is not redelivered elsewhere.
-    disconnect(&mut conn, drain, |v| state.on_message(v)).await?;
-    Ok(state.seen)
+
+    fn merge(&mut self, other: Self) {
+        self.duplicates += other.duplicates;
+        self.out_of_range += other.out_of_range;
+        self.backwards += other.backwards;
+        self.redelivered += other.redelivered;
+        self.first_problem.merge(other.first_problem);
+    }
 }
 
 /// Runs the queue scenario.
@@ -151,59 +89,14 @@ pub async fn run(ctx: &Ctx, transport: TransportKind) -> Result<Report> {
     let s = &ctx.settings;
     let mut report = Report::new("queue-competing", transport.as_str());
     let dest = ctx.destination("queue", "competing", transport);
-    let opts = ctx.conn_opts();
     let (np, nc) = (s.producers, s.consumers);
-    let per_producer: Vec<u64> = (0..np as u64)
-        .map(|p| s.queue_messages / np as u64 + u64::from(p < s.queue_messages % np as u64))
-        .collect();
-    let sets: Arc<Vec<OnceSet>> = Arc::new(per_producer.iter().map(|&n| OnceSet::new(n)).collect());
+    let per_producer = split(s.queue_messages, np);
 
-    let consumers: Vec<Conn> = futures_util::stream::iter(0..nc)
-        .map(|_| {
-            let (ep, dest) = (ctx.endpoints.clone(), dest.clone());
-            async move {
-                let mut conn = open(&ep, transport, &opts).await?;
-                subscribe_all(
-                    &mut conn,
-                    &[SubSpec {
-                        id: "q".into(),
-                        destination: dest,
-                        ack: "client-individual",
-                        prefetch: Some(s.prefetch),
-                    }],
-                )
-                .await?;
-                Ok::<_, anyhow::Error>(conn)
-            }
-        })
-        .buffered(16)
-        .try_collect()
-        .await?;
-    let mut producers = Vec::with_capacity(np);
-    for _ in 0..np {
-        producers.push(open(&ctx.endpoints, transport, &opts).await?);
-    }
+    let consumers = connect_consumers(ctx, transport, &dest, nc).await?;
+    let producers = open_producers(ctx, transport, np).await?;
 
     let progress = Arc::new(Progress::new(nc));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    for (idx, conn) in consumers.into_iter().enumerate() {
-        let state = ConsumerState {
-            sets: Arc::clone(&sets),
-            last: vec![None; np],
-            acks: OutBatch::with_capacity(64 * 1024),
-            seen: Consumed::default(),
-        };
-        tasks.spawn(consumer(
-            conn,
-            idx,
-            state,
-            Arc::clone(&progress),
-            stop_rx.clone(),
-            ctx.base,
-            ctx.drain(),
-        ));
-    }
+    let consumers = Consumers::<Checks>::spawn(ctx, consumers, &per_producer, &progress);
 
     // The window is shared: all producers together stay at most
     // `queue_window` messages ahead of what the consumers received.
@@ -226,40 +119,16 @@ pub async fn run(ctx: &Ctx, transport: TransportKind) -> Result<Report> {
                 share: window_share,
             };
             let produced = produce(&ctx, &mut writer, &template, None, n, limit, &progress).await;
-            let mut bye = OutBatch::with_capacity(64);
-            bye.push_frame(b"DISCONNECT\nreceipt:bye\n\n\0");
-            let closed = match writer.send(&mut bye).await {
-                Ok(()) => match tokio::time::timeout(ctx.drain(), reader).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => Err(anyhow!("producer reader task: {e}")),
-                    Err(_) => Err(anyhow!("producer DISCONNECT got no RECEIPT")),
-                },
-                Err(e) => {
-                    reader.abort();
-                    Err(e)
-                }
-            };
+            let closed = close_producer(&mut writer, reader, ctx.drain()).await;
             (p, produced, closed)
         });
     }
-    let mut sent = 0u64;
-    let mut sent_per = vec![0u64; np];
+    let mut sent = Sent::new(np);
     while let Some(joined) = prod_tasks.join_next().await {
         match joined {
             Ok((p, produced, closed)) => {
                 match produced {
-                    Ok(pr) => {
-                        sent += pr.sent;
-                        if let Some(slot) = sent_per.get_mut(p) {
-                            *slot = pr.sent;
-                        }
-                        if let Some(t) = pr.time_bounded {
-                            report.notes.push(format!("producer {p}: {t}"));
-                        }
-                        if let Some(st) = pr.stalled {
-                            report.problem(format!("producer {p}: {st}"));
-                        }
-                    }
+                    Ok(pr) => sent.record(&mut report, p, pr.sent, pr.time_bounded, pr.stalled),
                     Err(e) => report.problem(format!("producer {p}: {e:#}")),
                 }
                 if let Err(e) = closed {
@@ -269,54 +138,10 @@ pub async fn run(ctx: &Ctx, transport: TransportKind) -> Result<Report> {
             Err(e) => report.problem(format!("producer task: {e}")),
         }
     }
-    let drained = progress
-        .wait_until(ctx.drain(), || progress.sum() >= sent)
+    let done = consumers
+        .finish(ctx, &progress, cpu, &sent, &mut report)
         .await;
-    let _ = stop_tx.send(true);
-    let mut acked = 0u64;
-    let mut totals = Consumed::default();
-    let mut per_consumer = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(c)) => {
-                acked += c.acked;
-                per_consumer.push(c.acked);
-                totals.duplicates += c.duplicates;
-                totals.out_of_range += c.out_of_range;
-                totals.backwards += c.backwards;
-                totals.redelivered += c.redelivered;
-                if let Some(p) = c.first_problem {
-                    totals.note(|| p);
-                }
-            }
-            Ok(Err(e)) => report.problem(format!("consumer: {e:#}")),
-            Err(e) => report.problem(format!("consumer task: {e}")),
-        }
-    }
-    // Every consumer's DISCONNECT receipt is in: all ACKs were processed.
-    let end_ns = ctx.now_ns();
-    cpu.finish(ctx, &mut report);
-
-    for e in progress.take_errors() {
-        if !report.problems.contains(&e) {
-            report.problem(e);
-        }
-    }
-    if let Err(e) = drained {
-        report.problem(format!(
-            "consumers did not receive all {sent} messages: {e}"
-        ));
-    }
-    for (p, set) in sets.iter().enumerate() {
-        let n = sent_per.get(p).copied().unwrap_or(0);
-        let (missing, first) = set.missing_below(n);
-        if missing > 0 {
-            report.problem(format!(
-                "producer {p}: {missing} of {n} messages never consumed (first: seq {})",
-                first.unwrap_or(0)
-            ));
-        }
-    }
+    let totals = &done.totals.checks;
     if totals.duplicates + totals.out_of_range + totals.backwards + totals.redelivered > 0 {
         report.problem(format!(
             "{} duplicate(s), {} unknown, {} out of order, {} redelivered; first: {}",
@@ -324,28 +149,14 @@ pub async fn run(ctx: &Ctx, transport: TransportKind) -> Result<Report> {
             totals.out_of_range,
             totals.backwards,
             totals.redelivered,
-            totals.first_problem.unwrap_or_default()
+            totals.first_problem.text()
         ));
     }
-    if sent == 0 {
-        report.problem("nothing was sent");
-    }
     report.notes.push(format!(
-        "{np} producer(s), {nc} consumers (prefetch {}, client-individual); acked per consumer: {per_consumer:?}",
-        s.prefetch
+        "{np} producer(s), {nc} consumers (prefetch {}, client-individual); acked per consumer: {:?}",
+        s.prefetch, done.per_consumer
     ));
-    let elapsed = end_ns.saturating_sub(start_ns) as f64 / 1e9;
-    report.metric = "acked msgs/s".into();
-    report.unit = "msgs/s".into();
-    report.messages_sent = sent;
-    report.deliveries = acked;
-    report.subscribers = nc as u64;
-    report.connections = (np + nc) as u64;
-    report.elapsed_secs = elapsed;
-    if elapsed > 0.0 {
-        report.publish_rate = sent as f64 / elapsed;
-        report.delivery_rate = acked as f64 / elapsed;
-    }
-    report.value = report.delivery_rate;
+    // Every delivery ACKed counts.
+    done.fill_report(&mut report, &sent, start_ns, done.totals.acked);
     Ok(report)
 }

@@ -7,8 +7,9 @@
 //! deliveries per second: N / t for one subscriber, N × S / t for fan-out
 //! (the RabbitMQ-style "delivered messages per second").
 
+use super::common::{producer_receipt, read_or_stop, ProducerReceipt};
 use super::{Ctx, Progress};
-use crate::body::{parse_receipt_seq, parse_stamp, SendTemplate};
+use crate::body::{parse_stamp, SendTemplate};
 use crate::check::SeqCheck;
 use crate::cli::Flow;
 use crate::conn::{
@@ -180,19 +181,12 @@ pub async fn producer_reader(mut reader: FrameReader, progress: Arc<Progress>) -
     loop {
         let mut bye = false;
         let drained = reader.drain(|v| {
-            if v.command != Cmd::Receipt {
-                bail!(
-                    "unexpected frame on a producer connection: {}",
-                    v.describe()
-                );
-            }
-            if v.receipt_id == b"bye" {
-                bye = true;
-            } else if let Some(seq) = parse_receipt_seq(v.receipt_id) {
-                progress.receipted.fetch_max(seq + 1, Ordering::AcqRel);
-                progress.notify.notify_waiters();
-            } else {
-                bail!("unknown receipt-id: {}", v.describe());
+            match producer_receipt(v)? {
+                ProducerReceipt::Bye => bye = true,
+                ProducerReceipt::Seq(seq) => {
+                    progress.receipted.fetch_max(seq + 1, Ordering::AcqRel);
+                    progress.notify.notify_waiters();
+                }
             }
             Ok(())
         });
@@ -274,14 +268,10 @@ async fn subscriber(
     let mut checks = vec![SeqCheck::default(); local_subs];
     let mut published = 0u64;
     let result: Result<()> = loop {
-        tokio::select! {
-            biased;
-            _ = stop.changed() => break Ok(()),
-            r = conn.reader.fill() => match r {
-                Ok(true) => {}
-                Ok(false) => break Err(anyhow!("broker closed the connection")),
-                Err(e) => break Err(e),
-            },
+        match read_or_stop(&mut conn.reader, &mut stop).await {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
         }
         if let Err(e) = conn
             .reader
@@ -430,11 +420,7 @@ pub async fn run(ctx: &Ctx, transport: TransportKind, shape: Shape) -> Result<Re
             Err(e) => report.problem(format!("subscriber task: {e}")),
         }
     }
-    for e in progress.take_errors() {
-        if !report.problems.contains(&e) {
-            report.problem(e);
-        }
-    }
+    progress.report_errors(&mut report);
     match producer_closed {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => report.problem(format!("producer connection: {e:#}")),
