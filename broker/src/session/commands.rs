@@ -29,6 +29,13 @@ fn refuse(message: impl Into<String>) -> Refusal {
     }
 }
 
+/// Router, queue and store errors refuse the frame with their own text.
+impl<E: std::error::Error> From<E> for Refusal {
+    fn from(e: E) -> Refusal {
+        refuse(e.to_string())
+    }
+}
+
 type Handled = Result<(), Refusal>;
 
 impl<T: Transport> Session<T> {
@@ -185,11 +192,7 @@ impl<T: Transport> Session<T> {
         message: Message,
         receipt: Option<ByteString>,
     ) -> Result<bool, Refusal> {
-        let route = self
-            .shared
-            .router
-            .route(&destination)
-            .map_err(|e| refuse(e.to_string()))?;
+        let route = self.shared.router.route(&destination)?;
         match route {
             Route::Topic => {
                 let message = Arc::new(message);
@@ -229,15 +232,11 @@ impl<T: Transport> Session<T> {
                     Some(receipt_id) => {
                         queue
                             .publish_with_receipt(message, outbox, receipt_id)
-                            .await
-                            .map_err(|e| refuse(e.to_string()))?;
+                            .await?;
                         self.receipts_pending += 1;
                         return Ok(true);
                     }
-                    None => queue
-                        .publish(message, outbox)
-                        .await
-                        .map_err(|e| refuse(e.to_string()))?,
+                    None => queue.publish(message, outbox).await?,
                 }
             }
         }
@@ -313,20 +312,11 @@ impl<T: Transport> Session<T> {
             ))
         })?;
         self.run_plugins(|plugin, info| plugin.on_subscribe(info, &destination))?;
-        let route = self
-            .shared
-            .router
-            .route(&destination)
-            .map_err(|e| refuse(e.to_string()))?;
+        let route = self.shared.router.route(&destination)?;
         match route {
             Route::Topic => match self.durable_subscription_name(frame, &id)? {
                 Some(queue_name) => {
-                    let queue = self
-                        .shared
-                        .router
-                        .durable
-                        .bind(&destination, &queue_name)
-                        .map_err(|e| refuse(e.to_string()))?;
+                    let queue = self.shared.router.durable.bind(&destination, &queue_name)?;
                     self.add_queue_subscription(frame, id, queue, ack).await?;
                 }
                 None => self.add_topic_subscription(id, destination, ack),
@@ -394,8 +384,7 @@ impl<T: Transport> Session<T> {
                 outbox: Arc::clone(&self.outbox),
                 prefetch,
             }))
-            .await
-            .map_err(|e| refuse(e.to_string()))?;
+            .await?;
         self.subscriptions.insert(
             id,
             Subscription {
@@ -447,11 +436,7 @@ impl<T: Transport> Session<T> {
             self.flush_acks();
             self.subscriptions.remove(&id);
             self.ack_owner.retain(|_, owner| *owner != id);
-            self.shared
-                .router
-                .durable
-                .unbind(&queue_name)
-                .map_err(|e| refuse(e.to_string()))?;
+            self.shared.router.durable.unbind(&queue_name)?;
             return Ok(());
         }
         // Unknown ids are tolerated: UNSUBSCRIBE is idempotent.
