@@ -60,6 +60,16 @@ struct HeartBeat {
     silence_limit: Option<Duration>,
 }
 
+/// Queue tags to acknowledge, by consumer.
+type AcksByConsumer = HashMap<u64, (QueueHandle, Vec<u64>)>;
+
+/// Tells each queue which of its deliveries are acknowledged.
+fn send_acks(acks: &mut AcksByConsumer) {
+    for (consumer, (queue, tags)) in acks.drain() {
+        queue.send_now(QueueCommand::Ack { consumer, tags });
+    }
+}
+
 /// Runs one connection to its end.
 pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, transport: T, peer: Option<SocketAddr>) {
     let id = shared.next_session_id();
@@ -88,7 +98,10 @@ struct Session<T> {
     ack_owner: HashMap<u64, ByteString>,
     /// ACKed queue tags not yet sent to their queue, by consumer: sent once
     /// per batch of frames instead of once per ACK.
-    pending_acks: HashMap<u64, (QueueHandle, Vec<u64>)>,
+    pending_acks: AcksByConsumer,
+    /// Auto-mode queue deliveries in the write buffer: acknowledged only
+    /// once the write succeeds, so a failed write gets them redelivered.
+    unwritten_auto_acks: AcksByConsumer,
     next_ack_id: u64,
     transactions: HashMap<ByteString, Vec<TxOp>>,
     /// Temp queue name → its topic-table key (`/reply-queue/...`).
@@ -133,6 +146,7 @@ impl<T: Transport> Session<T> {
             subscriptions: HashMap::new(),
             ack_owner: HashMap::new(),
             pending_acks: HashMap::new(),
+            unwritten_auto_acks: HashMap::new(),
             next_ack_id: 1,
             transactions: HashMap::new(),
             temp_queues: HashMap::new(),
@@ -193,6 +207,7 @@ impl<T: Transport> Session<T> {
                     tracing::debug!(error = %e, "write failed");
                     break;
                 }
+                send_acks(&mut self.unwritten_auto_acks);
             }
             if self.state == State::Closing {
                 self.transport.close().await;
@@ -296,19 +311,16 @@ impl<T: Transport> Session<T> {
 
     /// Sends the ACKs gathered in this batch to their queues.
     fn flush_acks(&mut self) {
-        for (consumer, (queue, tags)) in self.pending_acks.drain() {
-            queue.send_now(QueueCommand::Ack { consumer, tags });
-        }
+        send_acks(&mut self.pending_acks);
     }
 
     /// Moves ready deliveries from the outbox to the write buffer.
     fn drain_outbox(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         self.outbox.drain_into(&mut pending);
-        let mut auto_acks: HashMap<u64, (QueueHandle, Vec<u64>)> = HashMap::new();
         for item in pending.drain(..) {
             match item {
-                Outbound::Delivery(d) => self.write_delivery(d, &mut auto_acks),
+                Outbound::Delivery(d) => self.write_delivery(d),
                 Outbound::Receipt(id) => {
                     self.receipts_pending = self.receipts_pending.saturating_sub(1);
                     self.write_receipt_id(&id);
@@ -324,9 +336,6 @@ impl<T: Transport> Session<T> {
             }
         }
         self.pending = pending;
-        for (consumer, (queue, tags)) in auto_acks {
-            queue.send_now(QueueCommand::Ack { consumer, tags });
-        }
         if self.state == State::Disconnecting && self.receipts_pending == 0 {
             self.finish_disconnect();
         }
@@ -350,11 +359,7 @@ impl<T: Transport> Session<T> {
         self.state = State::Closing;
     }
 
-    fn write_delivery(
-        &mut self,
-        d: outbox::Delivery,
-        auto_acks: &mut HashMap<u64, (QueueHandle, Vec<u64>)>,
-    ) {
+    fn write_delivery(&mut self, d: outbox::Delivery) {
         if self.state == State::Closing {
             return;
         }
@@ -369,7 +374,7 @@ impl<T: Transport> Session<T> {
                 return;
             }
             if sub.ack == AckMode::Auto {
-                auto_acks
+                self.unwritten_auto_acks
                     .entry(*consumer)
                     .or_insert_with(|| (queue.clone(), Vec::new()))
                     .1
