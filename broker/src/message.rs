@@ -106,9 +106,8 @@ impl Message {
                 encode_header(name, value, version, true, &mut buf);
             }
             if !self.body.is_empty() {
-                buf.put_slice(b"content-length:");
-                buf.put_slice(itoa_usize(self.body.len()).as_bytes());
-                buf.put_u8(b'\n');
+                let length = self.body.len().to_string();
+                encode_header("content-length", &length, version, true, &mut buf);
             }
             buf.put_u8(b'\n');
             buf.freeze()
@@ -138,8 +137,4 @@ impl Message {
         dst.put_slice(&self.body);
         dst.put_u8(0);
     }
-}
-
-fn itoa_usize(n: usize) -> String {
-    n.to_string()
 }
