@@ -51,13 +51,6 @@ impl Shared {
     }
 }
 
-impl Config {
-    /// The shutdown grace period as a duration.
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_millis(self.shutdown.grace_ms)
-    }
-}
-
 /// Configures a [`Broker`].
 pub struct BrokerBuilder {
     config: Config,

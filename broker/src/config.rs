@@ -67,6 +67,11 @@ impl Config {
         })
     }
 
+    /// The shutdown grace period as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown.grace_ms)
+    }
+
     /// The codec limits this configuration asks for.
     pub fn codec_limits(&self) -> Limits {
         let l = &self.limits;
