@@ -7,6 +7,7 @@
 use anyhow::{Context as _, Result};
 
 use super::{bodies, body, case, ensure, Case, Ctx};
+use crate::client::Conn;
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -73,8 +74,10 @@ pub(super) fn cases() -> Vec<Case> {
     ]
 }
 
-async fn send_deferred(ctx: Ctx) -> Result<()> {
-    let dest = ctx.queue("txsend");
+/// A subscriber on a fresh queue, and a client that has begun transaction
+/// `t1` and sent `body` to that queue inside it.
+async fn sent_in_transaction(ctx: &Ctx, name: &str, body: &str) -> Result<(String, Conn, Conn)> {
+    let dest = ctx.queue(name);
     let mut sub = ctx.connect12().await?;
     sub.subscribe(&dest, "s", "auto").await?;
     let mut c = ctx.connect12().await?;
@@ -82,9 +85,14 @@ async fn send_deferred(ctx: Ctx) -> Result<()> {
     c.send_frame(
         "SEND",
         &[("destination", &dest), ("transaction", "t1")],
-        "in tx",
+        body,
     )
     .await?;
+    Ok((dest, sub, c))
+}
+
+async fn send_deferred(ctx: Ctx) -> Result<()> {
+    let (_, mut sub, mut c) = sent_in_transaction(&ctx, "txsend", "in tx").await?;
     sub.expect_silence(ctx.quiet())
         .await
         .context("before COMMIT")?;
@@ -96,17 +104,7 @@ async fn send_deferred(ctx: Ctx) -> Result<()> {
 }
 
 async fn abort_discards(ctx: Ctx) -> Result<()> {
-    let dest = ctx.queue("txabort");
-    let mut sub = ctx.connect12().await?;
-    sub.subscribe(&dest, "s", "auto").await?;
-    let mut c = ctx.connect12().await?;
-    c.request("BEGIN", &[("transaction", "t1")], "").await?;
-    c.send_frame(
-        "SEND",
-        &[("destination", &dest), ("transaction", "t1")],
-        "aborted",
-    )
-    .await?;
+    let (dest, mut sub, mut c) = sent_in_transaction(&ctx, "txabort", "aborted").await?;
     c.request("ABORT", &[("transaction", "t1")], "").await?;
     c.publish(&dest, "plain").await?;
     let m = sub.expect_message().await?;
@@ -121,17 +119,7 @@ async fn abort_discards(ctx: Ctx) -> Result<()> {
 }
 
 async fn disconnect_aborts(ctx: Ctx) -> Result<()> {
-    let dest = ctx.queue("txdisc");
-    let mut sub = ctx.connect12().await?;
-    sub.subscribe(&dest, "s", "auto").await?;
-    let mut c = ctx.connect12().await?;
-    c.request("BEGIN", &[("transaction", "t1")], "").await?;
-    c.send_frame(
-        "SEND",
-        &[("destination", &dest), ("transaction", "t1")],
-        "never",
-    )
-    .await?;
+    let (_, mut sub, c) = sent_in_transaction(&ctx, "txdisc", "never").await?;
     c.disconnect().await?;
     sub.expect_silence(ctx.quiet()).await?;
     sub.disconnect().await
