@@ -40,6 +40,7 @@ mod message;
 pub mod plugin;
 pub mod registry;
 mod router;
+pub mod security;
 mod session;
 pub mod stats;
 pub mod store;

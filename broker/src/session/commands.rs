@@ -44,7 +44,9 @@ impl<T: Transport> Session<T> {
         let command = frame.command;
         let receipt = frame.headers.get_shared("receipt").cloned();
         let result = match (self.state, command) {
-            (State::AwaitConnect, Command::Connect | Command::Stomp) => self.on_connect(&frame),
+            (State::AwaitConnect, Command::Connect | Command::Stomp) => {
+                self.on_connect(&frame).await
+            }
             (State::AwaitConnect, other) => {
                 Err(refuse(format!("expected CONNECT or STOMP, got {other}")))
             }
@@ -75,7 +77,7 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    fn on_connect(&mut self, frame: &Frame) -> Handled {
+    async fn on_connect(&mut self, frame: &Frame) -> Handled {
         let version = negotiate_version(frame.get("accept-version")).ok_or_else(|| Refusal {
             message: "unsupported STOMP version".into(),
             detail: format!(
@@ -89,15 +91,18 @@ impl<T: Transport> Session<T> {
                 .ok_or_else(|| refuse(format!("invalid heart-beat header '{hb}'")))?,
             _ => (0, 0),
         };
+        let request = ConnectRequest {
+            login: frame.get("login"),
+            passcode: frame.get("passcode"),
+            headers: &frame.headers,
+            peer: self.peer,
+            tls_identity: self.transport.tls_identity(),
+        };
         let principal = self
             .shared
             .auth
-            .authenticate(&ConnectRequest {
-                login: frame.get("login"),
-                passcode: frame.get("passcode"),
-                headers: &frame.headers,
-                peer: self.peer,
-            })
+            .authenticate(&request)
+            .await
             .map_err(|e| refuse(format!("authentication failed: {e}")))?;
         self.user = principal.user;
         self.client_id = frame.headers.get_shared("client-id").cloned();

@@ -50,4 +50,9 @@ pub(crate) trait Transport: Send + 'static {
 
     /// A short name for logs (`tcp`, `ws`).
     fn kind(&self) -> &'static str;
+
+    /// The user name a verified TLS client certificate carries, if any.
+    fn tls_identity(&self) -> Option<&str> {
+        None
+    }
 }

@@ -3,9 +3,16 @@
 //! Every field has a default; [`DEFAULT_CONFIG_TOML`] is the commented
 //! default file that `stompede config default` prints.
 
+mod security;
+
 use serde::Deserialize;
 use std::time::Duration;
 use stompede_codec::Limits;
+
+pub use security::{
+    AclAction, AclConfig, AclEffect, AclRule, AdminConfig, AuthConfig, AuthMode, JwtConfig,
+    RefusalMode, TlsConfig,
+};
 
 /// The commented default configuration, exactly as the broker reads it.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
@@ -34,6 +41,14 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// Logging.
     pub log: LogConfig,
+    /// TLS certificates for the TLS listeners.
+    pub tls: TlsConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Authorization rules.
+    pub acl: AclConfig,
+    /// Admin listener credentials.
+    pub admin: AdminConfig,
 }
 
 impl Config {
@@ -116,8 +131,12 @@ pub struct ListenersConfig {
     pub websocket: String,
     /// The WebSocket upgrade path.
     pub websocket_path: String,
-    /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`); loopback
-    /// only.
+    /// STOMP over TLS (see [`TlsConfig`]).
+    pub tcp_tls: String,
+    /// STOMP over secure WebSocket (WSS).
+    pub websocket_tls: String,
+    /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, the JSON
+    /// API and the status page).
     pub admin: String,
 }
 
@@ -127,6 +146,8 @@ impl Default for ListenersConfig {
             tcp: "127.0.0.1:61613".into(),
             websocket: "127.0.0.1:15674".into(),
             websocket_path: "/ws".into(),
+            tcp_tls: String::new(),
+            websocket_tls: String::new(),
             admin: "127.0.0.1:15692".into(),
         }
     }
@@ -142,6 +163,10 @@ pub struct WebSocketConfig {
     pub binary_frames: bool,
     /// Largest accepted WebSocket message.
     pub max_message_bytes: usize,
+    /// Origins allowed to open a WebSocket (`https://app.example.com`);
+    /// empty allows any. Requests without an `Origin` header (non-browser
+    /// clients) are always allowed.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for WebSocketConfig {
@@ -150,6 +175,7 @@ impl Default for WebSocketConfig {
             require_subprotocol: false,
             binary_frames: false,
             max_message_bytes: 16 * 1024 * 1024 + 64 * 1024,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -172,6 +198,13 @@ pub struct LimitsConfig {
     pub max_subscriptions_per_connection: usize,
     /// Time allowed between accepting a connection and its CONNECT.
     pub connect_timeout_ms: u64,
+    /// Open connections from one IP address (0 = no limit).
+    pub max_connections_per_ip: usize,
+    /// Frames one connection may send per second, averaged over a second's
+    /// burst (0 = no limit).
+    pub max_frames_per_second: u32,
+    /// Bytes one connection may send per second (0 = no limit).
+    pub max_bytes_per_second: u64,
 }
 
 impl Default for LimitsConfig {
@@ -185,6 +218,9 @@ impl Default for LimitsConfig {
             max_header_line_bytes: codec.max_header_line_bytes,
             max_subscriptions_per_connection: 1024,
             connect_timeout_ms: 10_000,
+            max_connections_per_ip: 0,
+            max_frames_per_second: 0,
+            max_bytes_per_second: 0,
         }
     }
 }
