@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Connected sessions (for the admin API).
     pub sessions: crate::registry::SessionRegistry,
+    /// TLS material and per-address connection counts.
+    pub net: crate::transport::NetState,
     connections: Arc<Semaphore>,
     next_session: AtomicU64,
     next_consumer: AtomicU64,
@@ -227,7 +229,9 @@ impl Broker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store recovered"
         );
+        let net = crate::transport::NetState::from_config(&config)?;
         Ok(Arc::new(Shared {
+            net,
             router,
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             config,

