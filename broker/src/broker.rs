@@ -1,6 +1,6 @@
 //! The broker: builder, listeners, and the state every session shares.
 
-use crate::auth::{AllowAll, Authenticator};
+use crate::auth::Authenticator;
 use crate::client::LocalClient;
 use crate::config::{Config, StoreKind};
 use crate::plugin::Plugin;
@@ -9,7 +9,8 @@ use crate::session;
 use crate::stats::Stats;
 use crate::store::commit::Committer;
 use crate::store::{MemoryStore, SledStore, Store};
-use crate::transport::{tcp::StreamTransport, ws};
+use crate::transport::tls::{self, Secured};
+use crate::transport::{http, tcp::StreamTransport, ws, IpGuard};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -29,7 +30,8 @@ pub(crate) struct Shared {
     pub config: Arc<Config>,
     pub router: Router,
     pub stats: Arc<Stats>,
-    pub auth: Arc<dyn Authenticator>,
+    /// Authentication, ACLs and per-connection limits; replaced on reload.
+    pub access: crate::access::Access,
     /// Plugins, in registration order.
     pub plugins: Vec<Arc<dyn Plugin>>,
     /// Cancelled when the broker begins to shut down.
@@ -56,7 +58,8 @@ impl Shared {
 /// Configures a [`Broker`].
 pub struct BrokerBuilder {
     config: Config,
-    auth: Arc<dyn Authenticator>,
+    /// Replaces the configured authentication when set.
+    auth: Option<Arc<dyn Authenticator>>,
     plugins: Vec<Arc<dyn Plugin>>,
     store: Option<Arc<dyn Store>>,
 }
@@ -86,9 +89,10 @@ impl BrokerBuilder {
         self
     }
 
-    /// Uses `auth` to accept or refuse CONNECTs.
+    /// Uses `auth` to accept or refuse CONNECTs instead of the `[auth]`
+    /// configuration (ACLs and limits still apply).
     pub fn authenticator(mut self, auth: impl Authenticator) -> Self {
-        self.auth = Arc::new(auth);
+        self.auth = Some(Arc::new(auth));
         self
     }
 
@@ -125,12 +129,12 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// A builder with the default configuration and [`AllowAll`]
-    /// authentication.
+    /// A builder with the default configuration (development-mode
+    /// authentication, loopback listeners).
     pub fn builder() -> BrokerBuilder {
         BrokerBuilder {
             config: Config::default(),
-            auth: Arc::new(AllowAll),
+            auth: None,
             plugins: Vec::new(),
             store: None,
         }
@@ -164,6 +168,26 @@ impl Broker {
                 Kind::WebSocket,
             ));
         }
+        if !listeners.tcp_tls.is_empty() {
+            let listener = bind(&listeners.tcp_tls, "tcp_tls").await?;
+            shared.net.set_tcp_tls_addr(listener.local_addr()?);
+            tracker.spawn(accept_loop(
+                Arc::clone(&shared),
+                listener,
+                tracker.clone(),
+                Kind::TcpTls,
+            ));
+        }
+        if !listeners.websocket_tls.is_empty() {
+            let listener = bind(&listeners.websocket_tls, "websocket_tls").await?;
+            shared.net.set_websocket_tls_addr(listener.local_addr()?);
+            tracker.spawn(accept_loop(
+                Arc::clone(&shared),
+                listener,
+                tracker.clone(),
+                Kind::WebSocketTls,
+            ));
+        }
         let mut admin_addr = None;
         if !listeners.admin.is_empty() {
             let listener = bind(&listeners.admin, "admin HTTP").await?;
@@ -181,7 +205,14 @@ impl Broker {
                 tracker.clone(),
             ));
         }
-        tracing::info!(tcp = ?tcp_addr, websocket = ?ws_addr, admin = ?admin_addr, "stompede is listening");
+        tracing::info!(
+            tcp = ?tcp_addr,
+            websocket = ?ws_addr,
+            tcp_tls = ?shared.net.tcp_tls_addr(),
+            websocket_tls = ?shared.net.websocket_tls_addr(),
+            admin = ?admin_addr,
+            "stompede is listening"
+        );
         Ok(BrokerHandle {
             shared,
             tracker,
@@ -199,6 +230,10 @@ impl Broker {
             plugins,
             store,
         } = self.builder;
+        crate::access::check_dev_mode_is_local(&config, auth.is_some())
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
+        let access = crate::access::Access::new(&config, auth)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let config = Arc::new(config);
         let stats = Arc::new(Stats::default());
         let store: Arc<dyn Store> = match store {
@@ -236,7 +271,7 @@ impl Broker {
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             config,
             stats,
-            auth,
+            access,
             plugins,
             shutdown: CancellationToken::new(),
             sessions: Default::default(),
@@ -326,6 +361,45 @@ impl BrokerHandle {
         ours
     }
 
+    /// Applies `config`'s reloadable parts — TLS certificates, `[auth]`
+    /// (users file, JWT keys), `[acl]` and `[limits]` — without dropping
+    /// connections. Everything is checked first: on error nothing changes
+    /// and the message says what is wrong. Changes to other sections are
+    /// logged as needing a restart.
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        let shared = &self.shared;
+        let policy = shared.access.prepare(config).map_err(|e| e.to_string())?;
+        shared.net.reload_tls(&config.tls)?;
+        shared
+            .access
+            .install(policy, config.auth.max_failed_logins_per_minute);
+        let old = &shared.config;
+        let needs_restart: Vec<&str> = [
+            ("listeners", old.listeners != config.listeners),
+            ("websocket", old.websocket != config.websocket),
+            ("heartbeat", old.heartbeat != config.heartbeat),
+            ("delivery", old.delivery != config.delivery),
+            ("queues", old.queues != config.queues),
+            ("routing", old.routing != config.routing),
+            ("store", old.store != config.store),
+            ("shutdown", old.shutdown != config.shutdown),
+            ("admin", old.admin != config.admin),
+            ("log", old.log != config.log),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
+        if !needs_restart.is_empty() {
+            tracing::warn!(
+                sections = ?needs_restart,
+                "configuration reloaded; these changed sections take effect only after a restart"
+            );
+        } else {
+            tracing::info!("configuration reloaded");
+        }
+        Ok(())
+    }
+
     /// Stops accepting, lets sessions flush and close within the grace
     /// period, then aborts what is left.
     pub async fn shutdown(self) {
@@ -342,10 +416,76 @@ impl BrokerHandle {
     }
 }
 
+/// What a listener speaks.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
+    /// STOMP over TCP.
     Tcp,
+    /// STOMP over TLS.
+    TcpTls,
+    /// STOMP over WebSocket, behind the HTTP front.
     WebSocket,
+    /// STOMP over WebSocket over TLS.
+    WebSocketTls,
+}
+
+impl Kind {
+    fn is_tls(self) -> bool {
+        matches!(self, Kind::TcpTls | Kind::WebSocketTls)
+    }
+
+    /// The `transport` label the listener's connections are counted under.
+    fn label(self) -> crate::stats::Transport {
+        match self {
+            Kind::Tcp => crate::stats::Transport::Tcp,
+            Kind::TcpTls => crate::stats::Transport::TcpTls,
+            Kind::WebSocket => crate::stats::Transport::Ws,
+            Kind::WebSocketTls => crate::stats::Transport::Wss,
+        }
+    }
+}
+
+/// Why a connection is refused at accept.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// `limits.max_connections` are open.
+    Full,
+    /// `limits.max_connections_per_ip` are open from the client's address.
+    PerIp,
+}
+
+impl Refusal {
+    /// The STOMP ERROR's message.
+    fn message(self) -> &'static str {
+        match self {
+            Refusal::Full => "too many connections",
+            Refusal::PerIp => "too many connections from your address",
+        }
+    }
+
+    /// The HTTP answer on WebSocket listeners.
+    fn http(self) -> crate::transport::http::Refusal {
+        match self {
+            Refusal::Full => (
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                "too many connections",
+            ),
+            Refusal::PerIp => (
+                hyper::StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from your address",
+            ),
+        }
+    }
+}
+
+/// How long a refused client is given to hear why (TLS handshake
+/// included) before it is dropped.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What an accepted connection holds while it is open.
+struct Admission {
+    _permit: OwnedSemaphorePermit,
+    _per_ip: IpGuard,
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tracker: TaskTracker, kind: Kind) {
@@ -363,29 +503,144 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tracker: TaskTr
                 continue;
             }
         };
-        shared.stats.connections_accepted.inc();
-        let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
-            shared.stats.connections_refused.inc();
-            tracing::warn!(%peer, "connection refused: max_connections reached");
-            if let Kind::Tcp = kind {
-                tracker.spawn(refuse_politely(stream));
-            }
-            continue;
-        };
+        shared.stats.connection_accepted(kind.label());
         let _ = stream.set_nodelay(true);
-        let shared = Arc::clone(&shared);
-        tracker.spawn(async move {
-            serve(shared, stream, peer, kind, permit).await;
-        });
+        let admission = match Arc::clone(&shared.connections).try_acquire_owned() {
+            Err(_) => Err(Refusal::Full),
+            Ok(permit) => match shared.net.admit(peer.ip()) {
+                Some(per_ip) => Ok(Admission {
+                    _permit: permit,
+                    _per_ip: per_ip,
+                }),
+                None => Err(Refusal::PerIp),
+            },
+        };
+        match admission {
+            Ok(admission) => {
+                let shared = Arc::clone(&shared);
+                tracker.spawn(async move {
+                    serve(shared, stream, peer, kind, admission).await;
+                });
+            }
+            Err(refusal) => {
+                shared.stats.connection_refused(kind.label());
+                match refusal {
+                    Refusal::Full => {
+                        tracing::warn!(%peer, "connection refused: max_connections reached")
+                    }
+                    Refusal::PerIp => tracing::warn!(
+                        %peer,
+                        "connection refused: max_connections_per_ip reached"
+                    ),
+                }
+                tracker.spawn(refuse(Arc::clone(&shared), stream, kind, refusal));
+            }
+        }
     }
 }
 
-/// Tells a TCP client why it is refused, without waiting on it for long.
-async fn refuse_politely(mut stream: TcpStream) {
+/// Tells a refused client why, in its listener's protocol (a STOMP ERROR,
+/// or an HTTP 503/429 before any WebSocket upgrade), without waiting on it
+/// for long.
+async fn refuse(shared: Arc<Shared>, stream: TcpStream, kind: Kind, refusal: Refusal) {
+    let limit = if kind.is_tls() {
+        REFUSAL_TIMEOUT
+    } else {
+        Duration::from_secs(1)
+    };
+    let refused = async {
+        match kind {
+            Kind::Tcp => refuse_politely(stream, refusal.message()).await,
+            Kind::TcpTls => {
+                if let Some(stream) = tls_handshake(&shared, stream).await {
+                    refuse_politely(stream, refusal.message()).await;
+                }
+            }
+            Kind::WebSocket => {
+                let _ = http::accept(
+                    &shared.config,
+                    shared.net.http_policy(),
+                    Some(refusal.http()),
+                    stream,
+                )
+                .await;
+            }
+            Kind::WebSocketTls => {
+                if let Some(stream) = tls_handshake(&shared, stream).await {
+                    let _ = http::accept(
+                        &shared.config,
+                        shared.net.http_policy(),
+                        Some(refusal.http()),
+                        stream,
+                    )
+                    .await;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limit, refused).await;
+}
+
+/// Tells a STOMP client why it is refused, without waiting on it for long.
+async fn refuse_politely<S>(mut stream: S, message: &str)
+where
+    S: tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::AsyncWriteExt;
-    const REFUSAL: &[u8] = b"ERROR\nmessage:too many connections\n\n\0";
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(REFUSAL)).await;
-    let _ = stream.shutdown().await;
+    let refusal = format!("ERROR\nmessage:{message}\n\n\0");
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(refusal.as_bytes()),
+    )
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+}
+
+/// The server side of a TLS handshake with the current certificate; `None`
+/// (logged) if it fails. The caller bounds the time.
+async fn tls_handshake(
+    shared: &Shared,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let peer = stream.peer_addr().ok();
+    let Some(config) = shared.net.tls_config() else {
+        tracing::warn!("TLS connection but no TLS configuration");
+        return None;
+    };
+    match tls::handshake(config, stream).await {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::debug!(?peer, error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Runs the WebSocket handshake (HTTP front) on `stream`; `None` if the
+/// request was answered in HTTP instead, failed, or took too long.
+async fn websocket_handshake<S>(
+    shared: &Shared,
+    stream: S,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Option<ws::WsTransport<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let policy = shared.net.http_policy();
+    match tokio::time::timeout_at(deadline, http::accept(&shared.config, policy, None, stream))
+        .await
+    {
+        Ok(Ok(transport)) => transport,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "WebSocket handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "WebSocket handshake timed out");
+            None
+        }
+    }
 }
 
 async fn serve(
@@ -393,9 +648,21 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     kind: Kind,
-    _permit: OwnedSemaphorePermit,
+    _admission: Admission,
 ) {
-    shared.stats.connections_open.add(1);
+    shared.stats.connection_opened(kind.label());
+    // TLS and HTTP handshakes must end within the connect timeout; the
+    // session then waits for CONNECT as usual.
+    let deadline = tokio::time::Instant::now() + shared.config.limits.connect_timeout();
+    let secure = |stream| async {
+        match tokio::time::timeout_at(deadline, tls_handshake(&shared, stream)).await {
+            Ok(secured) => secured,
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                None
+            }
+        }
+    };
     match kind {
         Kind::Tcp => {
             session::run(
@@ -405,10 +672,28 @@ async fn serve(
             )
             .await
         }
-        Kind::WebSocket => match ws::accept(&shared, stream).await {
-            Ok(transport) => session::run(Arc::clone(&shared), transport, Some(peer)).await,
-            Err(e) => tracing::debug!(%peer, error = %e, "WebSocket handshake failed"),
-        },
+        Kind::TcpTls => {
+            if let Some(stream) = secure(stream).await {
+                let identity = tls::peer_identity(&stream);
+                let transport = Secured::new(StreamTransport::new(stream), identity, "tls");
+                session::run(Arc::clone(&shared), transport, Some(peer)).await;
+            }
+        }
+        Kind::WebSocket => {
+            if let Some(transport) = websocket_handshake(&shared, stream, peer, deadline).await {
+                session::run(Arc::clone(&shared), transport, Some(peer)).await;
+            }
+        }
+        Kind::WebSocketTls => {
+            if let Some(stream) = secure(stream).await {
+                let identity = tls::peer_identity(&stream);
+                if let Some(transport) = websocket_handshake(&shared, stream, peer, deadline).await
+                {
+                    let transport = Secured::new(transport, identity, "wss");
+                    session::run(Arc::clone(&shared), transport, Some(peer)).await;
+                }
+            }
+        }
     }
-    shared.stats.connections_open.sub(1);
+    shared.stats.connection_closed(kind.label());
 }

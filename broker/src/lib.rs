@@ -31,6 +31,7 @@
 //!
 //! See `ARCHITECTURE.md` in the repository for the tour of the modules.
 
+mod access;
 mod admin;
 pub mod auth;
 mod broker;

@@ -48,6 +48,17 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Hash a password (argon2id) for the users file. Reads the password
+    /// from the terminal, or one line from standard input when piped.
+    Passwd {
+        /// Print a whole `[[user]]` entry for this user name, ready to
+        /// append to the users file.
+        #[arg(long)]
+        user: Option<String>,
+        /// Roles for the `[[user]]` entry, comma-separated.
+        #[arg(long, value_delimiter = ',', requires = "user")]
+        roles: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             println!("{config:#?}");
             return Ok(());
         }
+        Some(Command::Passwd { user, roles }) => return passwd(user.as_deref(), roles),
         None => {}
     }
     let config = effective_config(&cli)?;
@@ -86,13 +98,93 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(async move {
-            Broker::builder()
+            let handle = Broker::builder()
                 .config(config)
                 .build()
-                .run(shutdown_signal())
+                .start()
                 .await
-                .context("broker failed")
+                .context("broker failed")?;
+            reload_on_sighup_until(&cli, &handle, shutdown_signal()).await;
+            handle.shutdown().await;
+            Ok(())
         })
+}
+
+/// `stompede passwd`: prints the argon2id hash of a password.
+fn passwd(user: Option<&str>, roles: &[String]) -> anyhow::Result<()> {
+    let password = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        rpassword::prompt_password("Password: ").context("cannot read the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    let hash = stompede::security::users::hash_password(&password)?;
+    match user {
+        None => println!("{hash}"),
+        Some(name) => {
+            let entry = UserEntry {
+                user: vec![UserLine {
+                    name,
+                    password: &hash,
+                    roles,
+                }],
+            };
+            print!("{}", toml::to_string(&entry)?);
+        }
+    }
+    Ok(())
+}
+
+/// A users-file entry as `stompede passwd --user` prints it.
+#[derive(serde::Serialize)]
+struct UserEntry<'a> {
+    user: Vec<UserLine<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct UserLine<'a> {
+    name: &'a str,
+    password: &'a str,
+    roles: &'a [String],
+}
+
+/// Serves until `shutdown` completes; each SIGHUP re-reads the
+/// configuration and applies its reloadable parts (a bad one is logged and
+/// the running configuration stays).
+async fn reload_on_sighup_until(
+    cli: &Cli,
+    handle: &stompede::BrokerHandle,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            shutdown.await;
+            return;
+        };
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = hangups.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let outcome = effective_config(cli)
+                        .map_err(|e| format!("{e:#}"))
+                        .and_then(|config| handle.reload(&config));
+                    if let Err(why) = outcome {
+                        tracing::error!("configuration reload rejected, the running configuration stays: {why}");
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    shutdown.await;
 }
 
 /// The config file (if any) with command-line and environment overrides.

@@ -5,6 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::Instant;
 use stompede_codec::{encode_header, Headers, Version};
 
 /// Headers a client may not set on SEND: the broker owns them on MESSAGE.
@@ -35,6 +36,9 @@ pub struct Message {
     /// (everything but `subscription`, `ack` and `redelivered`), ending with
     /// the blank line.
     encoded_headers: [OnceLock<Bytes>; 3],
+    /// When the broker accepted it (monotonic), for the publish-to-deliver
+    /// latency.
+    published_at: Instant,
 }
 
 static NEXT_MESSAGE_ID: AtomicU64 = AtomicU64::new(1);
@@ -49,6 +53,7 @@ impl Message {
             headers,
             body,
             encoded_headers: Default::default(),
+            published_at: Instant::now(),
         }
     }
 
@@ -65,6 +70,7 @@ impl Message {
             headers,
             body,
             encoded_headers: Default::default(),
+            published_at: Instant::now(),
         }
     }
 
@@ -88,7 +94,17 @@ impl Message {
             headers: self.headers.clone(),
             body: self.body.clone(),
             encoded_headers: Default::default(),
+            published_at: self.published_at,
         }
+    }
+
+    /// When the broker built this message from a SEND (monotonic clock);
+    /// for a message read back from the store, when it was read back; a
+    /// copy under another destination keeps its original's.
+    // Until the session observes the delivery latency with it.
+    #[allow(dead_code)]
+    pub fn published_at(&self) -> Instant {
+        self.published_at
     }
 
     /// The shared header block for `version`.

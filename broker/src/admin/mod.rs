@@ -3,25 +3,32 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /` | a status page (live rates, queues, connections) |
+//! | `GET /` | a status page (live rates, destinations, connections) |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once serving, 503 while shutting down |
-//! | `GET /metrics` | Prometheus text |
-//! | `GET /api/connections` | JSON list of connections |
+//! | `GET /metrics` | Prometheus text (`docs/metrics.md`) |
+//! | `GET /api/connections` | JSON list of connections with counters and rates |
 //! | `POST /api/connections/close?id=N` | closes connection N with an ERROR |
+//! | `GET /api/destinations` | JSON `{topics, queues}` |
+//! | `GET /api/topics` | JSON list of topics and patterns with subscriber counts |
 //! | `GET /api/queues` | JSON list of queues with depth, unacked, consumers |
 //! | `POST /api/queues/purge?name=/queue/x` | drops the queue's ready messages |
 //! | `GET /api/durable-subscriptions` | JSON list of `{queue, topic}` |
 //! | `POST /api/durable-subscriptions/delete?queue=/durable/u/n` | removes one |
+//! | `GET /api/trace` | JSON list of frame-trace rules |
+//! | `POST /api/trace?user=NAME` or `?address=IP` | traces matching sessions, now and later |
+//! | `DELETE /api/trace?...` or `POST /api/trace/off?...` | removes that rule |
+
+mod metrics;
 
 use crate::broker::Shared;
+use crate::registry::TraceRule;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
@@ -88,7 +95,7 @@ async fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<
         // listener starts, so being here means ready.
         (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n".into()),
         (&Method::GET, "/metrics") => {
-            let mut response = text(StatusCode::OK, render_metrics(shared));
+            let mut response = text(StatusCode::OK, metrics::render(shared).await);
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -109,6 +116,11 @@ async fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<
                 None => text(StatusCode::BAD_REQUEST, "give ?id=N\n".into()),
             }
         }
+        (&Method::GET, "/api/destinations") => json(&serde_json::json!({
+            "topics": shared.router.topics.destinations(),
+            "queues": shared.router.queues.info().await,
+        })),
+        (&Method::GET, "/api/topics") => json(&shared.router.topics.destinations()),
         (&Method::GET, "/api/queues") => json(&shared.router.queues.info().await),
         (&Method::POST, "/api/queues/purge") => match param("name") {
             Some(name) => match shared.router.queues.purge(name).await {
@@ -134,6 +146,27 @@ async fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<
             },
             None => text(StatusCode::BAD_REQUEST, "give ?queue=/durable/...\n".into()),
         },
+        (&Method::GET, "/api/trace") => json(&shared.sessions.trace_rules()),
+        (&Method::POST, "/api/trace") => match trace_rule(param("user"), param("address")) {
+            Ok(rule) => {
+                let sessions = shared.sessions.trace_on(rule.clone());
+                tracing::info!(?rule, sessions, "frame trace on");
+                json(&serde_json::json!({ "tracing": rule, "sessions": sessions }))
+            }
+            Err(e) => text(StatusCode::BAD_REQUEST, e),
+        },
+        (&Method::DELETE, "/api/trace") | (&Method::POST, "/api/trace/off") => {
+            match trace_rule(param("user"), param("address")) {
+                Ok(rule) => match shared.sessions.trace_off(&rule) {
+                    Some(sessions) => {
+                        tracing::info!(?rule, sessions, "frame trace off");
+                        json(&serde_json::json!({ "removed": rule, "sessions": sessions }))
+                    }
+                    None => text(StatusCode::NOT_FOUND, "no such trace rule\n".into()),
+                },
+                Err(e) => text(StatusCode::BAD_REQUEST, e),
+            }
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: see the admin API in README.md (/metrics, /healthz, /readyz, /api/...)\n"
@@ -162,84 +195,15 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     response
 }
 
-/// The broker's counters in the Prometheus text format.
-fn render_metrics(shared: &Shared) -> String {
-    let s = &shared.stats;
-    let counters: [(&str, &str, u64); 11] = [
-        (
-            "connections_accepted_total",
-            "Connections accepted.",
-            s.connections_accepted.get(),
-        ),
-        (
-            "connections_refused_total",
-            "Connections refused at max_connections.",
-            s.connections_refused.get(),
-        ),
-        (
-            "messages_published_total",
-            "SEND frames routed.",
-            s.messages_published.get(),
-        ),
-        (
-            "messages_delivered_total",
-            "MESSAGE frames written to clients.",
-            s.messages_delivered.get(),
-        ),
-        (
-            "messages_redelivered_total",
-            "Queue messages put back for redelivery.",
-            s.messages_redelivered.get(),
-        ),
-        (
-            "messages_expired_total",
-            "Queue messages expired before delivery.",
-            s.messages_expired.get(),
-        ),
-        (
-            "messages_dead_lettered_total",
-            "Queue messages moved to a dead-letter queue.",
-            s.messages_dead_lettered.get(),
-        ),
-        (
-            "queue_overflows_total",
-            "Messages refused or dropped by a queue's overflow policy.",
-            s.queue_overflows.get(),
-        ),
-        (
-            "slow_consumer_drops_total",
-            "Topic messages dropped from slow subscribers.",
-            s.slow_consumer_drops.get(),
-        ),
-        (
-            "slow_consumer_disconnects_total",
-            "Slow subscribers disconnected.",
-            s.slow_consumer_disconnects.get(),
-        ),
-        (
-            "errors_sent_total",
-            "ERROR frames sent.",
-            s.errors_sent.get(),
-        ),
-    ];
-    let gauges: [(&str, &str, u64); 2] = [
-        (
-            "connections_open",
-            "Connections open now.",
-            s.connections_open.get(),
-        ),
-        (
-            "queues",
-            "Queues with an actor (in use or holding messages).",
-            shared.router.queues.len() as u64,
-        ),
-    ];
-    let mut out = String::with_capacity(2048);
-    for (kind, list) in [("counter", &counters[..]), ("gauge", &gauges[..])] {
-        for (name, help, value) in list {
-            // Writing to a String cannot fail.
-            let _ = writeln!(out, "# HELP stompede_{name} {help}\n# TYPE stompede_{name} {kind}\nstompede_{name} {value}");
-        }
+/// The trace rule named by `?user=NAME` or `?address=IP` (exactly one);
+/// the error is the 400 answer's text.
+fn trace_rule(user: Option<&str>, address: Option<&str>) -> Result<TraceRule, String> {
+    match (user, address) {
+        (Some(user), None) if !user.is_empty() => Ok(TraceRule::User(user.to_owned())),
+        (None, Some(address)) => address
+            .parse::<std::net::IpAddr>()
+            .map(TraceRule::address)
+            .map_err(|_| format!("'{address}' is not an IP address\n")),
+        _ => Err("give ?user=NAME or ?address=IP\n".into()),
     }
-    out
 }

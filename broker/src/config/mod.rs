@@ -89,16 +89,10 @@ impl Config {
 
     /// The codec limits this configuration asks for.
     pub fn codec_limits(&self) -> Limits {
-        let l = &self.limits;
-        Limits {
-            max_frame_bytes: l.max_frame_bytes,
-            max_body_bytes: l.max_body_bytes,
-            max_headers: l.max_headers,
-            max_header_line_bytes: l.max_header_line_bytes,
-            ..Limits::default()
-        }
+        self.limits.codec_limits()
     }
 }
+
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +220,17 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
+    /// The codec limits these settings ask for.
+    pub fn codec_limits(&self) -> Limits {
+        Limits {
+            max_frame_bytes: self.max_frame_bytes,
+            max_body_bytes: self.max_body_bytes,
+            max_headers: self.max_headers,
+            max_header_line_bytes: self.max_header_line_bytes,
+            ..Limits::default()
+        }
+    }
+
     /// The CONNECT timeout as a duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)

@@ -68,10 +68,14 @@ impl Router {
         store: Arc<dyn Store>,
         committer: Committer,
     ) -> Router {
-        let queues =
-            QueueRegistry::new(config.queues.clone(), stats, Arc::clone(&store), committer);
+        let queues = QueueRegistry::new(
+            config.queues.clone(),
+            Arc::clone(&stats),
+            Arc::clone(&store),
+            committer,
+        );
         Router {
-            topics: TopicTable::default(),
+            topics: TopicTable::new(stats),
             durable: durable::DurableBindings::new(Arc::clone(&queues), store),
             queues,
             config,
@@ -119,5 +123,10 @@ impl Router {
     /// The actor for queue `name`, started on first use.
     pub(crate) fn queue(&self, name: &ByteString) -> QueueHandle {
         self.queues.queue(name)
+    }
+
+    /// Whether queue `name` exists already (has an actor).
+    pub(crate) fn queue_exists(&self, name: &str) -> bool {
+        self.queues.contains(name)
     }
 }

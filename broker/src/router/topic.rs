@@ -5,6 +5,7 @@
 use super::wildcard::Pattern;
 use crate::message::Message;
 use crate::session::outbox::{Delivery, Outbox, PushOutcome};
+use crate::stats::{DestinationKind, Stats};
 use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -33,14 +34,60 @@ struct Inner {
     cache: HashMap<ByteString, SubscriberList>,
 }
 
+/// What the admin API shows of one topic-like destination.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// The destination, or the wildcard pattern subscribed to.
+    pub name: String,
+    /// Subscriptions to exactly this name (for a pattern: to the pattern).
+    pub subscribers: usize,
+    /// Whether `name` is a wildcard pattern.
+    pub pattern: bool,
+}
+
 /// Topic, user and reply destinations and their subscribers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TopicTable {
     // std RwLock: never held across an `.await`.
     inner: RwLock<Inner>,
+    stats: Arc<Stats>,
 }
 
 impl TopicTable {
+    /// An empty table counting publishes in `stats`.
+    pub(crate) fn new(stats: Arc<Stats>) -> TopicTable {
+        TopicTable {
+            inner: RwLock::default(),
+            stats,
+        }
+    }
+
+    /// Every subscribed destination and pattern with its subscription
+    /// count, sorted by name.
+    pub(crate) fn destinations(&self) -> Vec<TopicInfo> {
+        let inner = read(&self.inner);
+        let mut out: Vec<TopicInfo> = inner
+            .exact
+            .iter()
+            .map(|(name, list)| TopicInfo {
+                name: name.to_string(),
+                subscribers: list.len(),
+                pattern: false,
+            })
+            .collect();
+        let mut patterns: HashMap<&str, usize> = HashMap::new();
+        for (_, key, _) in &inner.patterns {
+            *patterns.entry(&**key).or_default() += 1;
+        }
+        out.extend(patterns.into_iter().map(|(name, subscribers)| TopicInfo {
+            name: name.to_owned(),
+            subscribers,
+            pattern: true,
+        }));
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
     /// Adds a subscription to `key` (an exact destination or a pattern).
     pub(crate) fn subscribe(&self, key: ByteString, subscriber: Arc<TopicSubscriber>) {
         let mut inner = write(&self.inner);
@@ -79,6 +126,7 @@ impl TopicTable {
     /// Delivers `message` to every subscriber of `key`. Returns how many
     /// deliveries were queued.
     pub(crate) fn publish(&self, key: &ByteString, message: &Arc<Message>) -> usize {
+        self.stats.published(DestinationKind::Topic);
         let subscribers = self.matching(key);
         let mut delivered = 0;
         for subscriber in subscribers.iter() {

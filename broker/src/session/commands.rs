@@ -2,7 +2,10 @@
 
 use super::subscription::{AckMode, Source, Subscription};
 use super::{HeartBeat, Session, State, TxOp};
+use super::frames;
+use crate::access::LoginRefusal;
 use crate::auth::ConnectRequest;
+use crate::config::{AclAction, RefusalMode};
 use crate::message::Message;
 use crate::plugin::{Plugin, Refusal as PluginRefusal, SessionInfo};
 use crate::router::queue::QueueHandle;
@@ -16,16 +19,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use stompede_codec::{encode_frame, Command, Frame, Version};
 
-/// A refusal of one frame: ERROR, then close.
+/// A refusal of one frame: ERROR, then close — unless it is an ACL denial
+/// and `[acl] refusal = "receipt"` keeps the connection.
 struct Refusal {
     message: String,
     detail: String,
+    /// An authorization denial (may be answered without closing).
+    denied: bool,
 }
 
 fn refuse(message: impl Into<String>) -> Refusal {
     Refusal {
         message: message.into(),
         detail: String::new(),
+        denied: false,
     }
 }
 
@@ -43,6 +50,14 @@ impl<T: Transport> Session<T> {
     pub(super) async fn handle(&mut self, frame: Frame) {
         let command = frame.command;
         let receipt = frame.headers.get_shared("receipt").cloned();
+        // A non-fatal SUBSCRIBE denial answers on the subscription.
+        let denied_subscription = match command {
+            Command::Subscribe => frame.headers.get_shared("destination").map(|destination| {
+                let id = frame.headers.get_shared("id").unwrap_or(destination);
+                (id.clone(), destination.clone())
+            }),
+            _ => None,
+        };
         let result = match (self.state, command) {
             (State::AwaitConnect, Command::Connect | Command::Stomp) => {
                 self.on_connect(&frame).await
@@ -73,7 +88,63 @@ impl<T: Transport> Session<T> {
             // SEND writes its own receipt (possibly after a queue confirms).
             (Ok(()), Some(id)) if command != Command::Send => self.write_receipt_id(&id),
             (Ok(()), _) => {}
+            (Err(r), receipt)
+                if r.denied
+                    && self.shared.access.policy().refusal == RefusalMode::Receipt =>
+            {
+                self.refuse_softly(&r, receipt.as_deref(), denied_subscription);
+            }
             (Err(r), receipt) => self.fail(&r.message, &r.detail, receipt.as_deref()),
+        }
+    }
+
+    /// Whether the principal may do `action` on `destination`.
+    fn authorize(&self, action: AclAction, destination: &str) -> Handled {
+        if self
+            .shared
+            .access
+            .allows(&self.principal, action, destination)
+        {
+            return Ok(());
+        }
+        let verb = match action {
+            AclAction::Publish => "publish to",
+            AclAction::Subscribe => "subscribe to",
+            AclAction::Create => "create",
+        };
+        let who = self.principal.user.as_deref().unwrap_or("anonymous");
+        tracing::info!(destination, ?action, "access denied");
+        Err(Refusal {
+            message: format!("access denied: you may not {verb} {destination}"),
+            detail: format!("The access rules do not allow {who} to {verb} {destination}."),
+            denied: true,
+        })
+    }
+
+    /// Queues are created by their first use; that needs `create` too.
+    fn authorize_queue_use(&self, destination: &str) -> Handled {
+        if self.shared.router.queue_exists(destination) {
+            return Ok(());
+        }
+        self.authorize(AclAction::Create, destination)
+    }
+
+    /// A denial that keeps the connection: a RECEIPT with `x-error` if one
+    /// was asked for, and for SUBSCRIBE a MESSAGE with `x-event:denied`.
+    fn refuse_softly(
+        &mut self,
+        r: &Refusal,
+        receipt: Option<&str>,
+        subscription: Option<(ByteString, ByteString)>,
+    ) {
+        if let Some((id, destination)) = subscription {
+            let denied = frames::denied_subscription(&id, &destination, &r.message, self.id);
+            encode_frame(&denied, self.version, &mut self.out.bytes);
+            self.out.end_frame();
+        }
+        if let Some(id) = receipt {
+            frames::receipt_with_error(id, &r.message, self.version, &mut self.out.bytes);
+            self.out.end_frame();
         }
     }
 
@@ -84,6 +155,7 @@ impl<T: Transport> Session<T> {
                 "This broker speaks STOMP 1.0, 1.1 and 1.2; the client accepts {}.",
                 frame.get("accept-version").unwrap_or("")
             ),
+            denied: false,
         })?;
         self.version = version;
         let (client_send, client_receive) = match frame.get("heart-beat") {
@@ -100,11 +172,29 @@ impl<T: Transport> Session<T> {
         };
         let principal = self
             .shared
-            .auth
-            .authenticate(&request)
+            .access
+            .login(&request)
             .await
-            .map_err(|e| refuse(format!("authentication failed: {e}")))?;
-        self.user = principal.user;
+            .map_err(|e| match e {
+                LoginRefusal::Invalid(e) => Refusal {
+                    message: "authentication failed".into(),
+                    detail: format!("Authentication failed: {e}."),
+                    denied: false,
+                },
+                LoginRefusal::Throttled => refuse(
+                    "too many failed logins from your address; try again in a minute",
+                ),
+            })?;
+        self.expires_at = principal.expires_at.map(|at| {
+            let left = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::Instant::now() + left
+        });
+        self.principal = principal;
+        if let Some(user) = &self.principal.user {
+            tracing::Span::current().record("user", user.as_ref() as &str);
+        }
         self.client_id = frame.headers.get_shared("client-id").cloned();
         self.run_plugins(|plugin, info| plugin.on_connect(info))?;
 
@@ -126,14 +216,14 @@ impl<T: Transport> Session<T> {
             .header("server", concat!("stompede/", env!("CARGO_PKG_VERSION")))
             .header("session", format!("session-{}", self.id))
             .header("heart-beat", format!("{server_send},{server_receive}"));
-        if let Some(user) = &self.user {
+        if let Some(user) = &self.principal.user {
             connected = connected.header("user-name", user.clone());
         }
         encode_frame(&connected, version, &mut self.out.bytes);
         self.out.end_frame();
         self.state = State::Connected;
         let entry = Arc::new(crate::registry::Entry {
-            user: self.user.as_ref().map(|u| u.to_string()),
+            user: self.principal.user.as_ref().map(|u| u.to_string()),
             peer: self.peer,
             transport: self.transport.kind(),
             version: version.as_str(),
@@ -142,7 +232,7 @@ impl<T: Transport> Session<T> {
         });
         self.shared.sessions.insert(self.id, Arc::clone(&entry));
         self.registered = Some(entry);
-        tracing::debug!(%version, user = ?self.user, "connected");
+        tracing::debug!(%version, "connected");
         Ok(())
     }
 
@@ -175,6 +265,7 @@ impl<T: Transport> Session<T> {
             }
         }
         let destination = required(&frame, "destination")?;
+        self.authorize(AclAction::Publish, &destination)?;
         let headers = &mut frame.headers;
         self.run_plugins(|plugin, info| plugin.on_send(info, &destination, headers))?;
         let mut message =
@@ -226,6 +317,7 @@ impl<T: Transport> Session<T> {
                 self.shared.router.topics.publish(&key, &Arc::new(message));
             }
             Route::Queue => {
+                self.authorize_queue_use(&destination)?;
                 // The session does not wait for the actor: it goes on
                 // decoding while the queue accepts (and maybe stores) the
                 // message; the RECEIPT or a refusal comes back through the
@@ -306,7 +398,12 @@ impl<T: Transport> Session<T> {
         if self.subscriptions.contains_key(&id) {
             return Err(refuse(format!("subscription id '{id}' is already in use")));
         }
-        let limit = self.shared.config.limits.max_subscriptions_per_connection;
+        let limit = self
+            .shared
+            .access
+            .policy()
+            .limits
+            .max_subscriptions_per_connection;
         if self.subscriptions.len() >= limit {
             return Err(refuse(format!("too many subscriptions (limit {limit})")));
         }
@@ -316,6 +413,7 @@ impl<T: Transport> Session<T> {
                 frame.get("ack").unwrap_or("")
             ))
         })?;
+        self.authorize(AclAction::Subscribe, &destination)?;
         self.run_plugins(|plugin, info| plugin.on_subscribe(info, &destination))?;
         let route = self.shared.router.route(&destination)?;
         match route {
@@ -350,13 +448,14 @@ impl<T: Transport> Session<T> {
                 ))
             }
             Route::User(rest) => {
-                let user = self.user.clone().ok_or_else(|| {
+                let user = self.principal.user.clone().ok_or_else(|| {
                     refuse("/user/ destinations need a login (CONNECT login header)")
                 })?;
                 let key = ByteString::from(format!("/user/{user}/{rest}"));
                 self.add_topic_subscription(id, key, ack);
             }
             Route::Queue => {
+                self.authorize_queue_use(&destination)?;
                 let queue = self.shared.router.queue(&destination);
                 self.add_queue_subscription(frame, id, queue, ack).await?;
             }
@@ -418,7 +517,7 @@ impl<T: Transport> Session<T> {
         let owner = self
             .client_id
             .as_deref()
-            .or(self.user.as_deref())
+            .or(self.principal.user.as_deref())
             .ok_or_else(|| refuse("durable subscriptions need a CONNECT client-id or login"))?;
         let name = activemq_name.unwrap_or(id);
         if owner.contains('/') || name.contains('/') {

@@ -22,3 +22,30 @@ pub(crate) fn error(message: &str, detail: &str, receipt_id: Option<&str>) -> Fr
     let body = if detail.is_empty() { message } else { detail };
     frame.body(body.to_owned())
 }
+
+/// Appends a RECEIPT for `receipt_id` that reports a non-fatal refusal in
+/// its `x-error` header.
+pub(crate) fn receipt_with_error(receipt_id: &str, error: &str, version: Version, dst: &mut BytesMut) {
+    dst.put_slice(b"RECEIPT\n");
+    encode_header("receipt-id", receipt_id, version, true, dst);
+    encode_header("x-error", error, version, true, dst);
+    dst.put_slice(b"\n\0");
+}
+
+/// The one MESSAGE a refused subscription gets when refusals are
+/// non-fatal: `x-event:denied` and the reason, on the subscription's id.
+pub(crate) fn denied_subscription(
+    subscription: &str,
+    destination: &str,
+    reason: &str,
+    session_id: u64,
+) -> Frame {
+    Frame::new(Command::Message)
+        .header("subscription", subscription.to_owned())
+        .header("message-id", format!("denied-{session_id}-{subscription}"))
+        .header("destination", destination.to_owned())
+        .header("x-event", "denied")
+        .header("x-error", reason.replace(['\r', '\n'], " "))
+        .header("content-type", "text/plain")
+        .body(reason.to_owned())
+}

@@ -7,6 +7,7 @@
 mod commands;
 pub(crate) mod frames;
 pub(crate) mod outbox;
+mod rate;
 mod subscription;
 
 use crate::broker::Shared;
@@ -73,7 +74,13 @@ fn send_acks(acks: &mut AcksByConsumer) {
 /// Runs one connection to its end.
 pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, transport: T, peer: Option<SocketAddr>) {
     let id = shared.next_session_id();
-    let span = tracing::info_span!("session", id, kind = transport.kind(), peer = ?peer);
+    let span = tracing::info_span!(
+        "session",
+        id,
+        kind = transport.kind(),
+        peer = ?peer,
+        user = tracing::field::Empty
+    );
     let session = Session::new(id, shared, transport, peer);
     session.run().instrument(span).await;
 }
@@ -90,7 +97,12 @@ struct Session<T> {
     pending: VecDeque<Outbound>,
     state: State,
     version: Version,
-    user: Option<ByteString>,
+    /// Who the connection is (anonymous until CONNECT).
+    principal: crate::auth::Principal,
+    /// When the credentials expire (a JWT's `exp`): the session ends then.
+    expires_at: Option<Instant>,
+    /// Inbound frame and byte budgets.
+    rate: rate::InboundRate,
     /// The CONNECT `client-id` (names durable subscriptions).
     client_id: Option<ByteString>,
     subscriptions: HashMap<ByteString, Subscription>,
@@ -127,7 +139,8 @@ impl<T: Transport> Session<T> {
             config.delivery.slow_consumer,
             Arc::clone(&shared.stats),
         ));
-        let codec = StompCodec::new(config.codec_limits());
+        let limits = shared.access.policy().limits.clone();
+        let codec = StompCodec::new(limits.codec_limits());
         let now = Instant::now();
         Session {
             id,
@@ -141,7 +154,12 @@ impl<T: Transport> Session<T> {
             pending: VecDeque::new(),
             state: State::AwaitConnect,
             version: Version::V1_2,
-            user: None,
+            principal: crate::auth::Principal::default(),
+            expires_at: None,
+            rate: rate::InboundRate::new(
+                limits.max_frames_per_second,
+                limits.max_bytes_per_second,
+            ),
             client_id: None,
             subscriptions: HashMap::new(),
             ack_owner: HashMap::new(),
@@ -161,7 +179,8 @@ impl<T: Transport> Session<T> {
     }
 
     async fn run(mut self) {
-        let connect_deadline = Instant::now() + self.shared.config.limits.connect_timeout();
+        let connect_timeout = self.shared.access.policy().limits.connect_timeout();
+        let connect_deadline = Instant::now() + connect_timeout;
         let shutdown = self.shared.shutdown.clone();
         let outbox = Arc::clone(&self.outbox);
         // One timer for heart-beats and timeouts. Activity only moves those
@@ -180,9 +199,12 @@ impl<T: Transport> Session<T> {
                 _ = outbox.ready() => self.drain_outbox(),
                 read = self.transport.read(&mut self.read_buf), if self.state != State::Disconnecting => match read {
                     Ok(0) => break,
-                    Ok(_) => {
+                    Ok(n) => {
                         self.last_read = Instant::now();
-                        self.decode_and_handle().await;
+                        match self.rate.bytes(n) {
+                            Ok(()) => self.decode_and_handle().await,
+                            Err(overrun) => self.fail("rate limit exceeded", &overrun.describe(), None),
+                        }
                         // Deliveries our own frames produced (a SEND to a
                         // topic we subscribe to) go out in the same write.
                         self.drain_outbox();
@@ -249,6 +271,9 @@ impl<T: Transport> Session<T> {
         if let Some(deadline) = self.disconnect_deadline {
             at = at.min(deadline);
         }
+        if let Some(expiry) = self.expires_at {
+            at = at.min(expiry);
+        }
         at
     }
 
@@ -273,6 +298,15 @@ impl<T: Transport> Session<T> {
             );
             return true;
         }
+        if self.state == State::Connected && self.expires_at.is_some_and(|at| now >= at) {
+            tracing::info!("credentials expired");
+            self.fail(
+                "token expired",
+                "The token this connection logged in with has expired; connect again with a fresh one.",
+                None,
+            );
+            return true;
+        }
         if let Some(limit) = self.heartbeat.silence_limit {
             if now >= self.last_read + limit {
                 tracing::info!(silence_ms = limit.as_millis() as u64, "heart-beat timeout");
@@ -293,7 +327,10 @@ impl<T: Transport> Session<T> {
             match self.codec.decode(&mut self.read_buf) {
                 Ok(None) => break,
                 Ok(Some(Item::HeartBeat)) => {}
-                Ok(Some(Item::Frame(frame))) => self.handle(frame).await,
+                Ok(Some(Item::Frame(frame))) => match self.rate.frame() {
+                    Ok(()) => self.handle(frame).await,
+                    Err(overrun) => self.fail("rate limit exceeded", &overrun.describe(), None),
+                },
                 Err(e) => {
                     let detail = format!("The frame could not be decoded: {e}.");
                     self.fail(&e.to_string(), &detail, None);
@@ -438,7 +475,7 @@ impl<T: Transport> Session<T> {
     fn info(&self) -> crate::plugin::SessionInfo {
         crate::plugin::SessionInfo {
             session_id: self.id,
-            user: self.user.clone(),
+            user: self.principal.user.clone(),
             peer: self.peer,
         }
     }

@@ -5,21 +5,26 @@
 //! committer runs one [`Store::sync`] on a blocking thread for everyone
 //! waiting, and answers them all; requests that arrive meanwhile share the
 //! next sync. Under the `batch` policy syncs start at most once per
-//! interval.
+//! interval. Every sync's duration goes into [`Committer::fsync_latency`].
 
 use super::{Store, StoreError};
 use crate::config::FsyncPolicy;
+use crate::stats::{Histogram, FSYNC_LATENCY_BOUNDS};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Someone waiting for their write to become durable.
 pub(crate) type Waiter = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
+/// How long [`Store::sync`] calls take.
+pub(crate) type FsyncHistogram = Histogram<{ FSYNC_LATENCY_BOUNDS.len() }>;
+
 /// Hands out durability confirmations.
 #[derive(Clone)]
 pub(crate) struct Committer {
     policy: FsyncPolicy,
+    fsync_latency: Arc<FsyncHistogram>,
     // Unbounded on purpose: every request stands for a publisher that is
     // waiting for its RECEIPT, so the number is bounded by the sessions.
     requests: mpsc::UnboundedSender<Waiter>,
@@ -41,18 +46,30 @@ impl Committer {
         interval: Duration,
     ) -> Committer {
         let (tx, rx) = mpsc::unbounded_channel();
+        let fsync_latency = Arc::new(Histogram::new(&FSYNC_LATENCY_BOUNDS));
         if policy != FsyncPolicy::Never {
             let batch_wait = if policy == FsyncPolicy::Batch {
                 interval
             } else {
                 Duration::ZERO
             };
-            tokio::spawn(commit_loop(store, rx, batch_wait));
+            tokio::spawn(commit_loop(
+                store,
+                rx,
+                batch_wait,
+                Arc::clone(&fsync_latency),
+            ));
         }
         Committer {
             policy,
+            fsync_latency,
             requests: tx,
         }
+    }
+
+    /// The durations of the store syncs run so far (empty under `never`).
+    pub(crate) fn fsync_latency(&self) -> &FsyncHistogram {
+        &self.fsync_latency
     }
 
     /// Calls `waiter` once everything written so far is durable (at once
@@ -75,6 +92,7 @@ async fn commit_loop(
     store: Arc<dyn Store>,
     mut requests: mpsc::UnboundedReceiver<Waiter>,
     min_gap: Duration,
+    latency: Arc<FsyncHistogram>,
 ) {
     let mut batch: Vec<Waiter> = Vec::new();
     let mut last_sync: Option<tokio::time::Instant> = None;
@@ -88,9 +106,15 @@ async fn commit_loop(
         }
         last_sync = Some(tokio::time::Instant::now());
         let store = Arc::clone(&store);
-        let result = tokio::task::spawn_blocking(move || store.sync())
-            .await
-            .unwrap_or_else(|e| Err(StoreError(format!("sync task failed: {e}"))));
+        let latency = Arc::clone(&latency);
+        let result = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = store.sync();
+            latency.observe(started.elapsed());
+            result
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError(format!("sync task failed: {e}"))));
         if let Err(e) = &result {
             tracing::error!(error = %e, waiting = batch.len(), "store sync failed");
         }

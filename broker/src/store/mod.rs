@@ -52,6 +52,12 @@ pub trait Store: Send + Sync + 'static {
     fn delete_meta(&self, key: &str) -> Result<(), StoreError>;
     /// Every named value whose key starts with `prefix`.
     fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Bytes the store occupies on disk, for the `stompede_store_size_bytes`
+    /// metric; 0 for a store without files. Called on a blocking thread
+    /// each time metrics are scraped: a few `stat`s, not a scan.
+    fn size_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// The key of message `seq` in `queue`: length-prefixed name, then the

@@ -96,6 +96,9 @@ impl Store for SledStore {
         }
         Ok(out)
     }
+    fn size_bytes(&self) -> u64 {
+        self.size_on_disk()
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +131,7 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         };
+        assert!(store.size_bytes() > 0);
         let queues = store.load().unwrap();
         assert_eq!(queues.len(), 2);
         assert_eq!(queues[0].name, "/queue/a");

@@ -1,7 +1,7 @@
 //! STOMP over WebSocket. Text and binary messages feed the same decoder (a
 //! frame may span messages; a message may hold several frames). Outbound,
 //! each STOMP frame is one message: text unless configured binary or the
-//! frame is not UTF-8.
+//! frame is not UTF-8. The HTTP handshake is in [`super::http`].
 
 use super::{OutBuf, Transport};
 use bytes::BytesMut;
@@ -105,71 +105,6 @@ where
     fn kind(&self) -> &'static str {
         "ws"
     }
-}
-
-/// Bytes the WebSocket layer reads from the socket at a time. Small, so
-/// that idle connections stay cheap; busy ones still read many frames per
-/// call.
-const WS_READ_BUFFER: usize = 4 * 1024;
-
-/// Outbound bytes gathered before a socket write (a flush always writes).
-const WS_WRITE_BUFFER: usize = 64 * 1024;
-
-/// Runs the WebSocket handshake: checks the path, negotiates the STOMP
-/// subprotocol, and applies the message size limit.
-pub(crate) async fn accept(
-    shared: &crate::broker::Shared,
-    stream: tokio::net::TcpStream,
-) -> Result<WsTransport<tokio::net::TcpStream>, tungstenite::Error> {
-    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-    use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-
-    let config = &shared.config;
-    let path = config.listeners.websocket_path.clone();
-    let require_subprotocol = config.websocket.require_subprotocol;
-    // The error type is tungstenite's; its size is not ours to choose.
-    #[allow(clippy::result_large_err)]
-    let callback = move |request: &Request, mut response: Response| {
-        let refuse = |status: StatusCode, why: &str| -> ErrorResponse {
-            let mut r = ErrorResponse::new(Some(why.to_owned()));
-            *r.status_mut() = status;
-            r
-        };
-        if request.uri().path() != path {
-            return Err(refuse(
-                StatusCode::NOT_FOUND,
-                "no WebSocket endpoint at this path",
-            ));
-        }
-        let offered = request
-            .headers()
-            .get_all("sec-websocket-protocol")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        match choose_subprotocol(offered) {
-            Some(chosen) => {
-                response
-                    .headers_mut()
-                    .insert("sec-websocket-protocol", HeaderValue::from_static(chosen));
-            }
-            None if require_subprotocol => {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "offer one of the subprotocols v12.stomp, v11.stomp, v10.stomp",
-                ));
-            }
-            None => {}
-        }
-        Ok(response)
-    };
-    let ws_config = tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BUFFER)
-        .max_message_size(Some(config.websocket.max_message_bytes))
-        .max_frame_size(Some(config.websocket.max_message_bytes));
-    let ws =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config)).await?;
-    Ok(WsTransport::new(ws, config.websocket.binary_frames))
 }
 
 #[cfg(test)]

@@ -236,3 +236,126 @@ pub fn frame(command: Command, headers: &[(&str, &str)]) -> Frame {
     }
     f
 }
+
+// ---------------------------------------------------------------------------
+// The real `stompede` binary, for tests that measure the process (RSS) or
+// must see it survive. Appended for `tests/hostile.rs`.
+
+/// A loopback port that was free a moment ago (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind port 0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// The resident set size of process `pid` in KiB (`VmRSS` in
+/// `/proc/<pid>/status`), `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A `stompede` process (`--memory-store --admin-listen=`) on free loopback
+/// ports, configured by a TOML text written to a temporary file; killed
+/// and reaped on drop.
+pub struct BrokerProcess {
+    child: std::process::Child,
+    /// The STOMP-over-TCP address.
+    pub tcp: std::net::SocketAddr,
+    /// The WebSocket address (`ws://{ws}/ws`).
+    pub ws: std::net::SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl BrokerProcess {
+    /// Starts the binary with `config_toml` and waits until both listeners
+    /// accept connections (up to 20 s; a port lost to a race is retried).
+    pub async fn spawn(config_toml: &str) -> BrokerProcess {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("stompede-proc-{}-{stamp}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let config = dir.join("config.toml");
+        std::fs::write(&config, config_toml).expect("write config");
+        for _attempt in 0..3 {
+            let tcp: std::net::SocketAddr =
+                format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let ws: std::net::SocketAddr =
+                format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let log = std::fs::File::create(dir.join("broker.log")).expect("log file");
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stompede"));
+            for (key, _) in std::env::vars() {
+                if key.starts_with("STOMPEDE_") {
+                    cmd.env_remove(key);
+                }
+            }
+            let child = cmd
+                .arg("--config")
+                .arg(&config)
+                .arg(format!("--tcp-listen={tcp}"))
+                .arg(format!("--ws-listen={ws}"))
+                .arg("--admin-listen=")
+                .arg("--memory-store")
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
+                .spawn()
+                .expect("spawn stompede");
+            let mut process = BrokerProcess {
+                child,
+                tcp,
+                ws,
+                dir: dir.clone(),
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline && process.is_alive() {
+                if TcpStream::connect(tcp).await.is_ok() && TcpStream::connect(ws).await.is_ok() {
+                    return process;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            eprintln!("stompede did not start:\n{}", process.log());
+            let _ = process.child.kill();
+            let _ = process.child.wait();
+        }
+        panic!("stompede did not start on free ports");
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Its resident set size in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib(self.pid())
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -9,11 +9,11 @@
 //! move to the dead-letter queue.
 
 use super::ready::{priority_of, QueuedMessage, Ready};
-use super::{ConsumerSpec, PublishError, PublishReply, QueueCommand, QueueRegistry};
+use super::{ConsumerSpec, PublishError, PublishReply, QueueCommand, QueueGauges, QueueRegistry};
 use crate::config::{QueueOverflowPolicy, QueueSettings};
 use crate::message::Message;
 use crate::session::outbox::{Delivery, Outbound, PushOutcome, QueueDeliveryTag};
-use crate::stats::Stats;
+use crate::stats::{DestinationKind, MessageEvent, Stats};
 use crate::store::commit::Committer;
 use crate::store::{encode_message, Store};
 use bytestring::ByteString;
@@ -49,6 +49,7 @@ pub(super) struct QueueActor {
     name: ByteString,
     settings: QueueSettings,
     shared: Shared,
+    gauges: Arc<QueueGauges>,
     ready: Ready,
     consumers: Vec<Consumer>,
     next_consumer: usize,
@@ -71,12 +72,14 @@ impl QueueActor {
         name: ByteString,
         settings: QueueSettings,
         shared: Shared,
+        gauges: Arc<QueueGauges>,
         recovered: Vec<(u64, Message)>,
     ) -> QueueActor {
         let mut actor = QueueActor {
             name,
             settings,
             shared,
+            gauges,
             ready: Ready::default(),
             consumers: Vec::new(),
             next_consumer: 0,
@@ -91,7 +94,18 @@ impl QueueActor {
             queued.redelivered = true;
             actor.ready.push_back(queued);
         }
+        actor.publish_gauges();
         actor
+    }
+
+    /// Makes the current depth visible to metric scrapes.
+    fn publish_gauges(&self) {
+        self.gauges.set(
+            self.ready.len(),
+            self.ready.bytes(),
+            self.consumers.iter().map(|c| c.unacked.len()).sum(),
+            self.consumers.len(),
+        );
     }
 
     pub(super) async fn run(mut self, mut commands: mpsc::Receiver<QueueCommand>) {
@@ -103,10 +117,12 @@ impl QueueActor {
             for command in batch.drain(..) {
                 if !self.handle(command) {
                     tracing::debug!(queue = %self.name, "queue deleted");
+                    self.gauges.set(0, 0, 0, 0);
                     return;
                 }
             }
             self.dispatch();
+            self.publish_gauges();
         }
     }
 
@@ -128,6 +144,9 @@ impl QueueActor {
                 if let Some(c) = self.consumer_mut(consumer) {
                     done.extend(tags.iter().filter_map(|t| c.unacked.remove(t)));
                 }
+                self.shared
+                    .stats
+                    .acked(DestinationKind::Queue, done.len() as u64);
                 for m in done {
                     self.forget(&m);
                 }
@@ -141,6 +160,9 @@ impl QueueActor {
                 if let Some(c) = self.consumer_mut(consumer) {
                     refused.extend(tags.iter().filter_map(|t| c.unacked.remove(t)));
                 }
+                self.shared
+                    .stats
+                    .nacked(DestinationKind::Queue, refused.len() as u64);
                 if requeue {
                     self.requeue_front(refused);
                 } else {
@@ -163,6 +185,7 @@ impl QueueActor {
                 for m in &purged {
                     self.forget(m);
                 }
+                self.publish_gauges();
                 let _ = reply.send(purged.len());
             }
             QueueCommand::Delete => {
@@ -206,6 +229,12 @@ impl QueueActor {
     }
 
     fn publish(&mut self, message: Arc<Message>, reply: PublishReply) {
+        if !matches!(reply, PublishReply::Nobody) {
+            // From a publisher (not a dead letter or a durable
+            // subscription's copy of a topic message, counted as a topic
+            // publish).
+            self.shared.stats.published(DestinationKind::Queue);
+        }
         let result = self.enqueue(message);
         match (reply, result) {
             (PublishReply::Receipt { outbox, receipt_id }, Ok(Some(_))) => {
@@ -243,7 +272,14 @@ impl QueueActor {
                     return Err(PublishError::Full(self.name.to_string()))
                 }
                 QueueOverflowPolicy::DropOldest => match self.ready.pop_oldest_lowest() {
-                    Some(dropped) => self.forget(&dropped),
+                    Some(dropped) => {
+                        self.shared.stats.messages(
+                            DestinationKind::Queue,
+                            MessageEvent::Dropped,
+                            1,
+                        );
+                        self.forget(&dropped)
+                    }
                     // A single message larger than max_bytes.
                     None => return Err(PublishError::Full(self.name.to_string())),
                 },
@@ -302,14 +338,17 @@ impl QueueActor {
     /// saying why and from where.
     fn dead_letter(&mut self, m: QueuedMessage, reason: &str) {
         self.forget(&m);
-        self.shared.stats.messages_dead_lettered.inc();
         let queue_name = self.name.strip_prefix("/queue/").unwrap_or(&self.name);
         let target = self.settings.dead_letter.replace("{name}", queue_name);
         let registry = self.shared.registry.upgrade();
         let (Some(registry), false) = (registry, target == *self.name || target.is_empty()) else {
             tracing::warn!(queue = %self.name, reason, "message dropped: no dead-letter queue");
+            self.shared
+                .stats
+                .messages(DestinationKind::Queue, MessageEvent::Dropped, 1);
             return;
         };
+        self.shared.stats.messages_dead_lettered.inc();
         let mut headers = m.message.headers.clone();
         headers.set("x-dead-letter-reason", reason.to_owned());
         headers.set("x-original-destination", self.name.clone());

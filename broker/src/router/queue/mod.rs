@@ -18,6 +18,7 @@ use crate::store::commit::Committer;
 use crate::store::{Store, StoreError};
 use bytestring::ByteString;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::mpsc;
 
@@ -52,6 +53,54 @@ pub struct QueueInfo {
     pub unacked: usize,
     /// Consumers subscribed now.
     pub consumers: usize,
+}
+
+/// A queue's depth as its actor last published it: written by the actor
+/// once per turn (relaxed stores on a line only it writes), read by metric
+/// scrapes without asking the actor.
+#[derive(Debug, Default)]
+pub(crate) struct QueueGauges {
+    ready: AtomicU64,
+    ready_bytes: AtomicU64,
+    unacked: AtomicU64,
+    consumers: AtomicU64,
+}
+
+impl QueueGauges {
+    /// Publishes the actor's current numbers.
+    fn set(&self, ready: usize, ready_bytes: u64, unacked: usize, consumers: usize) {
+        self.ready.store(ready as u64, Ordering::Relaxed);
+        self.ready_bytes.store(ready_bytes, Ordering::Relaxed);
+        self.unacked.store(unacked as u64, Ordering::Relaxed);
+        self.consumers.store(consumers as u64, Ordering::Relaxed);
+    }
+}
+
+/// One queue in [`QueueDepths`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueueDepth {
+    /// The destination.
+    pub name: String,
+    /// Messages waiting for a consumer.
+    pub ready: u64,
+    /// Messages delivered and not yet acknowledged.
+    pub unacked: u64,
+}
+
+/// Queue depths for the metrics: the deepest queues and totals over all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct QueueDepths {
+    /// The deepest queues (most messages held, ready + unacked; ties by
+    /// ready, then name), deepest first; at most the number asked for.
+    pub top: Vec<QueueDepth>,
+    /// Ready messages over every queue.
+    pub ready: u64,
+    /// Ready message body bytes over every queue.
+    pub ready_bytes: u64,
+    /// Unacknowledged deliveries over every queue.
+    pub unacked: u64,
+    /// Consumers over every queue.
+    pub consumers: u64,
 }
 
 /// A consumer as the session registers it.
@@ -119,6 +168,7 @@ pub(crate) enum PublishReply {
 pub(crate) struct QueueHandle {
     name: ByteString,
     commands: mpsc::Sender<QueueCommand>,
+    gauges: Arc<QueueGauges>,
 }
 
 impl QueueHandle {
@@ -234,6 +284,59 @@ impl QueueRegistry {
         out
     }
 
+    /// Queue depths as the actors last published them, without asking
+    /// them: the `top` deepest queues and totals over all of them.
+    pub(crate) fn depths(&self, top: usize) -> QueueDepths {
+        let mut out = QueueDepths::default();
+        let mut all: Vec<(u64, u64, ByteString)> = {
+            let queues = crate::session::outbox::lock(&self.queues);
+            let mut all = Vec::with_capacity(queues.len());
+            for handle in queues.values() {
+                let g = &handle.gauges;
+                let ready = g.ready.load(Ordering::Relaxed);
+                let unacked = g.unacked.load(Ordering::Relaxed);
+                out.ready += ready;
+                out.unacked += unacked;
+                out.ready_bytes += g.ready_bytes.load(Ordering::Relaxed);
+                out.consumers += g.consumers.load(Ordering::Relaxed);
+                all.push((ready, unacked, handle.name.clone()));
+            }
+            all
+        };
+        // Deepest = most messages held (ready + unacked), then most ready,
+        // then by name so that ties are stable between scrapes.
+        let deepest_first = |a: &(u64, u64, ByteString), b: &(u64, u64, ByteString)| {
+            (b.0 + b.1)
+                .cmp(&(a.0 + a.1))
+                .then(b.0.cmp(&a.0))
+                .then_with(|| a.2.cmp(&b.2))
+        };
+        if all.len() > top && top > 0 {
+            all.select_nth_unstable_by(top - 1, deepest_first);
+        }
+        all.truncate(top);
+        all.sort_unstable_by(deepest_first);
+        out.top = all
+            .into_iter()
+            .map(|(ready, unacked, name)| QueueDepth {
+                name: name.to_string(),
+                ready,
+                unacked,
+            })
+            .collect();
+        out
+    }
+
+    /// The store the queues write to.
+    pub(crate) fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// The durations of the store syncs so far.
+    pub(crate) fn fsync_latency(&self) -> crate::stats::HistogramSnapshot {
+        self.committer.fsync_latency().snapshot()
+    }
+
     /// Purges queue `name`'s ready messages; `None` if there is no such queue.
     pub(crate) async fn purge(&self, name: &str) -> Option<usize> {
         let handle = crate::session::outbox::lock(&self.queues)
@@ -242,6 +345,11 @@ impl QueueRegistry {
         let (tx, rx) = tokio::sync::oneshot::channel();
         handle.send(QueueCommand::Purge(tx)).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Whether queue `name` has an actor.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        crate::session::outbox::lock(&self.queues).contains_key(name)
     }
 
     /// How many queues have an actor.
@@ -277,6 +385,7 @@ impl QueueRegistry {
 
     fn spawn(&self, name: ByteString, recovered: Vec<(u64, Message)>) -> QueueHandle {
         let (tx, rx) = mpsc::channel(QUEUE_COMMAND_CAPACITY);
+        let gauges = Arc::new(QueueGauges::default());
         let mut settings = self.config.settings_for(&name);
         if name.starts_with(super::durable::QUEUE_PREFIX) {
             // A durable subscription keeps everything for its subscriber.
@@ -291,9 +400,14 @@ impl QueueRegistry {
                 committer: self.committer.clone(),
                 registry: self.myself.clone(),
             },
+            Arc::clone(&gauges),
             recovered,
         );
         tokio::spawn(actor.run(rx));
-        QueueHandle { name, commands: tx }
+        QueueHandle {
+            name,
+            commands: tx,
+            gauges,
+        }
     }
 }
