@@ -116,7 +116,12 @@ impl Access {
     }
 
     /// Whether `principal` may do `action` on `destination` now.
-    pub(crate) fn allows(&self, principal: &Principal, action: AclAction, destination: &str) -> bool {
+    pub(crate) fn allows(
+        &self,
+        principal: &Principal,
+        action: AclAction,
+        destination: &str,
+    ) -> bool {
         let policy = self.current.load();
         policy.acl.is_open() || policy.acl.allows(principal, action, destination)
     }
@@ -155,10 +160,7 @@ fn build_policy(
 
 /// Refuses development mode (logins unchecked) on listeners other
 /// programs can reach.
-pub(crate) fn check_dev_mode_is_local(
-    config: &Config,
-    custom_auth: bool,
-) -> Result<(), String> {
+pub(crate) fn check_dev_mode_is_local(config: &Config, custom_auth: bool) -> Result<(), String> {
     if custom_auth || config.auth.mode != AuthMode::Dev {
         return Ok(());
     }

@@ -588,11 +588,8 @@ where
 {
     use tokio::io::AsyncWriteExt;
     let refusal = format!("ERROR\nmessage:{message}\n\n\0");
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        stream.write_all(refusal.as_bytes()),
-    )
-    .await;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(1), stream.write_all(refusal.as_bytes())).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
 }
 
@@ -654,15 +651,9 @@ async fn serve(
     // TLS and HTTP handshakes must end within the connect timeout; the
     // session then waits for CONNECT as usual.
     let deadline = tokio::time::Instant::now() + shared.config.limits.connect_timeout();
-    let secure = |stream| async {
-        match tokio::time::timeout_at(deadline, tls_handshake(&shared, stream)).await {
-            Ok(secured) => secured,
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                None
-            }
-        }
-    };
+    // This future is every connection's task, sized for its largest state:
+    // handshakes and the TLS sessions are boxed so that they cost memory
+    // only while they run, and only on their own listeners.
     match kind {
         Kind::Tcp => {
             session::run(
@@ -672,28 +663,98 @@ async fn serve(
             )
             .await
         }
-        Kind::TcpTls => {
-            if let Some(stream) = secure(stream).await {
-                let identity = tls::peer_identity(&stream);
-                let transport = Secured::new(StreamTransport::new(stream), identity, "tls");
-                session::run(Arc::clone(&shared), transport, Some(peer)).await;
-            }
-        }
         Kind::WebSocket => {
-            if let Some(transport) = websocket_handshake(&shared, stream, peer, deadline).await {
+            let transport = Box::pin(websocket_handshake(&shared, stream, peer, deadline)).await;
+            if let Some(transport) = transport {
                 session::run(Arc::clone(&shared), transport, Some(peer)).await;
             }
         }
-        Kind::WebSocketTls => {
-            if let Some(stream) = secure(stream).await {
-                let identity = tls::peer_identity(&stream);
-                if let Some(transport) = websocket_handshake(&shared, stream, peer, deadline).await
-                {
-                    let transport = Secured::new(transport, identity, "wss");
-                    session::run(Arc::clone(&shared), transport, Some(peer)).await;
-                }
-            }
+        Kind::TcpTls | Kind::WebSocketTls => {
+            Box::pin(serve_tls(&shared, stream, peer, kind, deadline)).await
         }
     }
     shared.stats.connection_closed(kind.label());
+}
+
+/// Serves a connection of a TLS listener: the TLS handshake, then STOMP
+/// directly or behind the WebSocket handshake.
+async fn serve_tls(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: Kind,
+    deadline: tokio::time::Instant,
+) {
+    let handshake = Box::pin(tokio::time::timeout_at(
+        deadline,
+        tls_handshake(shared, stream),
+    ));
+    let stream = match handshake.await {
+        Ok(Some(stream)) => stream,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let identity = tls::peer_identity(&stream);
+    if let Kind::WebSocketTls = kind {
+        let transport = Box::pin(websocket_handshake(shared, stream, peer, deadline)).await;
+        if let Some(transport) = transport {
+            let transport = Secured::new(transport, identity, "wss");
+            session::run(Arc::clone(shared), transport, Some(peer)).await;
+        }
+    } else {
+        let transport = Secured::new(StreamTransport::new(stream), identity, "tls");
+        session::run(Arc::clone(shared), transport, Some(peer)).await;
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    #[tokio::test]
+    async fn probe() {
+        let config = Config::default();
+        let shared = Broker::builder()
+            .config(config)
+            .store_in_memory()
+            .build()
+            .open()
+            .await
+            .unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (s, peer) = l.accept().await.unwrap();
+        let permit = Arc::clone(&shared.connections).try_acquire_owned().unwrap();
+        let adm = Admission {
+            _permit: permit,
+            _per_ip: shared.net.admit(peer.ip()).unwrap(),
+        };
+        let f = serve(Arc::clone(&shared), s, peer, Kind::WebSocket, adm);
+        eprintln!("serve future: {}", std::mem::size_of_val(&f));
+        let (s2, _) = (TcpStream::connect(addr).await.unwrap(), ());
+        let f4 = serve_tls(
+            &shared,
+            s2,
+            peer,
+            Kind::WebSocketTls,
+            tokio::time::Instant::now(),
+        );
+        eprintln!("serve_tls future: {}", std::mem::size_of_val(&f4));
+        let f2 = http::accept(&shared.config, shared.net.http_policy(), None, c);
+        eprintln!("http accept future: {}", std::mem::size_of_val(&f2));
+        let (a, _b) = tokio::io::duplex(10);
+        let f3 = session::run(Arc::clone(&shared), StreamTransport::new(a), None);
+        eprintln!("session future (duplex): {}", std::mem::size_of_val(&f3));
+        eprintln!(
+            "ws transport tcp: {}",
+            std::mem::size_of::<ws::WsTransport<TcpStream>>()
+        );
+        eprintln!(
+            "ws transport tls: {}",
+            std::mem::size_of::<ws::WsTransport<tokio_rustls::server::TlsStream<TcpStream>>>()
+        );
+    }
 }

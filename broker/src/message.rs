@@ -101,8 +101,6 @@ impl Message {
     /// When the broker built this message from a SEND (monotonic clock);
     /// for a message read back from the store, when it was read back; a
     /// copy under another destination keeps its original's.
-    // Until the session observes the delivery latency with it.
-    #[allow(dead_code)]
     pub fn published_at(&self) -> Instant {
         self.published_at
     }

@@ -142,8 +142,6 @@ impl Deref for Connection {
 }
 
 /// Adds `n` to a counter only one thread writes.
-// Until the session counts its frames.
-#[allow(dead_code)]
 #[inline]
 fn bump(counter: &AtomicU64, n: u64) {
     counter.store(
@@ -179,8 +177,6 @@ impl Connection {
 
     /// The session read a frame of `bytes` bytes. Only the owning session
     /// may call this.
-    // Until the session counts its frames.
-    #[allow(dead_code)]
     #[inline]
     pub(crate) fn frame_in(&self, bytes: usize) {
         bump(&self.frames_in, 1);
@@ -189,8 +185,6 @@ impl Connection {
 
     /// The session wrote a frame of `bytes` bytes. Only the owning session
     /// may call this.
-    // Until the session counts its frames.
-    #[allow(dead_code)]
     #[inline]
     pub(crate) fn frame_out(&self, bytes: usize) {
         bump(&self.frames_out, 1);

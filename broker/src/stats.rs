@@ -335,26 +335,21 @@ struct ByTransport {
 
 /// What the broker counts.
 ///
-/// The plain [`Counter`] fields are the original counters; some are now
-/// also reachable through the labelled methods and are folded into the
-/// labelled metrics when rendered (see each field).
+/// The plain [`Counter`] fields are the original counters, kept for
+/// library users ([`crate::BrokerHandle::stats`]); the labelled metrics
+/// come from the methods (see each field for how they relate).
 #[derive(Debug)]
 pub struct Stats {
-    /// Connections accepted by code that does not yet call
-    /// [`Stats::connection_accepted`]; rendered under `transport="tcp"`.
+    /// Connections accepted, all transports ([`Stats::connection_accepted`]
+    /// keeps it).
     pub connections_accepted: Counter,
-    /// Connections open now (gauge) as counted by code that does not yet
-    /// call [`Stats::connection_opened`]; rendered under `transport="tcp"`.
+    /// Connections open now (gauge), all transports
+    /// ([`Stats::connection_opened`] and [`Stats::connection_closed`] keep
+    /// it).
     pub connections_open: Counter,
-    /// Connections refused at `max_connections` by code that does not yet
-    /// call [`Stats::connection_refused`]; rendered under `transport="tcp"`.
+    /// Connections refused at `max_connections`, all transports
+    /// ([`Stats::connection_refused`] keeps it).
     pub connections_refused: Counter,
-    /// SENDs routed, as the session counts them. No longer rendered: the
-    /// router counts publishes by kind (`stompede_messages_published_total`).
-    pub messages_published: Counter,
-    /// MESSAGE frames written by code that does not yet call
-    /// [`Stats::delivered`]; rendered under `kind="topic"`.
-    pub messages_delivered: Counter,
     /// Topic messages dropped from a slow subscriber's outbox; also
     /// rendered as `stompede_messages_dropped_total{kind="topic"}`.
     pub slow_consumer_drops: Counter,
@@ -380,8 +375,6 @@ impl Default for Stats {
             connections_accepted: Counter::default(),
             connections_open: Counter::default(),
             connections_refused: Counter::default(),
-            messages_published: Counter::default(),
-            messages_delivered: Counter::default(),
             slow_consumer_drops: Counter::default(),
             slow_consumer_disconnects: Counter::default(),
             messages_redelivered: Counter::default(),
@@ -469,6 +462,7 @@ impl Stats {
     /// A connection was accepted on a `transport` listener (before the
     /// connection limit is checked).
     pub fn connection_accepted(&self, transport: Transport) {
+        self.connections_accepted.inc();
         self.by_transport[transport as usize]
             .accepted
             .fetch_add(1, Ordering::Relaxed);
@@ -476,6 +470,7 @@ impl Stats {
 
     /// A connection was refused because `max_connections` was reached.
     pub fn connection_refused(&self, transport: Transport) {
+        self.connections_refused.inc();
         self.by_transport[transport as usize]
             .refused
             .fetch_add(1, Ordering::Relaxed);
@@ -484,6 +479,7 @@ impl Stats {
     /// A connection starts being served; pair with
     /// [`Stats::connection_closed`].
     pub fn connection_opened(&self, transport: Transport) {
+        self.connections_open.inc();
         self.by_transport[transport as usize]
             .open
             .fetch_add(1, Ordering::Relaxed);
@@ -491,6 +487,7 @@ impl Stats {
 
     /// A connection opened with [`Stats::connection_opened`] ended.
     pub fn connection_closed(&self, transport: Transport) {
+        self.connections_open.sub(1);
         self.by_transport[transport as usize]
             .open
             .fetch_sub(1, Ordering::Relaxed);
@@ -523,7 +520,6 @@ impl Stats {
     pub fn message_count(&self, kind: DestinationKind, event: MessageEvent) -> u64 {
         let striped = self.sum(|s| &s.messages[kind as usize][event as usize]);
         let original = match (kind, event) {
-            (DestinationKind::Topic, MessageEvent::Delivered) => self.messages_delivered.get(),
             (DestinationKind::Topic, MessageEvent::Dropped) => self.slow_consumer_drops.get(),
             (DestinationKind::Queue, MessageEvent::Redelivered) => self.messages_redelivered.get(),
             (DestinationKind::Queue, MessageEvent::DeadLettered) => {
@@ -537,38 +533,23 @@ impl Stats {
 
     /// Connections accepted on `transport`.
     pub fn connections_accepted_on(&self, transport: Transport) -> u64 {
-        let original = match transport {
-            Transport::Tcp => self.connections_accepted.get(),
-            _ => 0,
-        };
         self.by_transport[transport as usize]
             .accepted
             .load(Ordering::Relaxed)
-            .wrapping_add(original)
     }
 
     /// Connections refused on `transport`.
     pub fn connections_refused_on(&self, transport: Transport) -> u64 {
-        let original = match transport {
-            Transport::Tcp => self.connections_refused.get(),
-            _ => 0,
-        };
         self.by_transport[transport as usize]
             .refused
             .load(Ordering::Relaxed)
-            .wrapping_add(original)
     }
 
     /// Connections open now on `transport`.
     pub fn connections_open_on(&self, transport: Transport) -> u64 {
-        let original = match transport {
-            Transport::Tcp => self.connections_open.get(),
-            _ => 0,
-        };
         self.by_transport[transport as usize]
             .open
             .load(Ordering::Relaxed)
-            .wrapping_add(original)
     }
 
     /// The publish-to-deliver latency histogram.
@@ -650,15 +631,19 @@ mod tests {
     }
 
     #[test]
-    fn original_counters_fold_into_their_labelled_series() {
+    fn totals_and_labelled_series_agree() {
         let stats = Stats::default();
-        stats.connections_open.add(2);
         stats.connection_opened(Transport::Wss);
         stats.connection_opened(Transport::Tcp);
+        stats.connection_opened(Transport::Tcp);
         stats.connection_closed(Transport::Tcp);
-        assert_eq!(stats.connections_open_on(Transport::Tcp), 2);
+        stats.connection_refused(Transport::Ws);
+        assert_eq!(stats.connections_open_on(Transport::Tcp), 1);
         assert_eq!(stats.connections_open_on(Transport::Wss), 1);
-        stats.messages_delivered.inc();
+        assert_eq!(stats.connections_open.get(), 2);
+        assert_eq!(stats.connections_refused_on(Transport::Ws), 1);
+        assert_eq!(stats.connections_refused.get(), 1);
+        stats.delivered(DestinationKind::Topic);
         stats.delivered(DestinationKind::Queue);
         assert_eq!(
             stats.message_count(DestinationKind::Topic, MessageEvent::Delivered),

@@ -150,9 +150,9 @@ impl Conn {
                     .map_err(std::io::Error::other),
             }
         };
-        tokio::time::timeout(WAIT, write)
-            .await
-            .map_err(|_| std::io::Error::other("write stalled: the broker neither reads nor closes"))?
+        tokio::time::timeout(WAIT, write).await.map_err(|_| {
+            std::io::Error::other("write stalled: the broker neither reads nor closes")
+        })?
     }
 
     /// Writes `chunks` until one fails; returns the bytes written.
@@ -617,7 +617,9 @@ async fn million_subscribes(t: Transport) {
     let frames = (0..TOTAL / PER_CHUNK).map(|c| {
         let mut chunk = Vec::with_capacity(PER_CHUNK * 48);
         for i in c * PER_CHUNK..(c + 1) * PER_CHUNK {
-            chunk.extend_from_slice(format!("SUBSCRIBE\nid:{i}\ndestination:/topic/s.{i}\n\n\0").as_bytes());
+            chunk.extend_from_slice(
+                format!("SUBSCRIBE\nid:{i}\ndestination:/topic/s.{i}\n\n\0").as_bytes(),
+            );
         }
         chunk
     });
@@ -630,7 +632,8 @@ async fn million_subscribes(t: Transport) {
         e.get("message")
     );
     assert!(
-        e.get("message").is_some_and(|m| m.contains("subscriptions")),
+        e.get("message")
+            .is_some_and(|m| m.contains("subscriptions")),
         "{e:?}"
     );
     assert!(
@@ -938,7 +941,8 @@ async fn flood_worker(
             Flood::GarbageBodies => {
                 conn.connect().await;
                 const BODY: usize = 256 * 1024;
-                let head = format!("SEND\ndestination:/topic/void.{turn}\ncontent-length:{BODY}\n\n");
+                let head =
+                    format!("SEND\ndestination:/topic/void.{turn}\ncontent-length:{BODY}\n\n");
                 let mut frame = head.into_bytes();
                 frame.extend_from_slice(&garbage[offset..offset + BODY]);
                 frame.push(0);
@@ -1005,7 +1009,9 @@ async fn flood_worker(
                     out.closes += 1;
                     break;
                 }
-                Event::Timeout => panic!("{kind:?} over {t:?}: the broker neither answered nor closed"),
+                Event::Timeout => {
+                    panic!("{kind:?} over {t:?}: the broker neither answered nor closed")
+                }
             }
         }
     }

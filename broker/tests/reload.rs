@@ -214,6 +214,9 @@ async fn sighup_applies_a_new_acl_and_keeps_connections() {
                 .body("alice after"),
         )
         .await;
-    assert_eq!(&alice.expect(Command::Message).await.body[..], b"alice after");
+    assert_eq!(
+        &alice.expect(Command::Message).await.body[..],
+        b"alice after"
+    );
     drop(broker);
 }

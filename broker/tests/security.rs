@@ -90,7 +90,10 @@ fn connect_frame(headers: &[(&str, &str)]) -> Frame {
 }
 
 /// CONNECTs with `headers`; returns the answer (CONNECTED or ERROR).
-async fn try_login(broker: &BrokerHandle, headers: &[(&str, &str)]) -> (Peer<tokio::net::TcpStream>, Frame) {
+async fn try_login(
+    broker: &BrokerHandle,
+    headers: &[(&str, &str)],
+) -> (Peer<tokio::net::TcpStream>, Frame) {
     let mut peer = Peer::tcp(broker).await;
     peer.send(connect_frame(headers)).await;
     let answer = peer.frame().await;
@@ -125,7 +128,10 @@ async fn users_file_logins_are_checked_and_failures_look_alike() {
         );
         assert_eq!(answer.command, Command::Error);
         peer.expect_closed().await;
-        answers.push((answer.get("message").map(str::to_owned), answer.body.clone()));
+        answers.push((
+            answer.get("message").map(str::to_owned),
+            answer.body.clone(),
+        ));
     }
     assert_eq!(
         answers[0], answers[1],
@@ -166,7 +172,10 @@ async fn repeated_failures_from_one_address_are_throttled() {
     let (_, answer) = try_login(&broker, &[("login", "bob"), ("passcode", "bob-pw")]).await;
     assert_eq!(answer.command, Command::Error);
     assert!(
-        answer.get("message").unwrap().contains("too many failed logins"),
+        answer
+            .get("message")
+            .unwrap()
+            .contains("too many failed logins"),
         "{answer:?}"
     );
 }
@@ -224,9 +233,24 @@ fn acl_config(dir: &TempDir, refusal: RefusalMode) -> Config {
     config.acl.default = AclEffect::Deny;
     config.acl.refusal = refusal;
     config.acl.rules = vec![
-        rule("role:admin", "/#", &[Publish, Subscribe, Create], AclEffect::Allow),
-        rule("*", "/topic/public.#", &[Publish, Subscribe], AclEffect::Allow),
-        rule("*", "/queue/inbox.{user}", &[Subscribe, Create], AclEffect::Allow),
+        rule(
+            "role:admin",
+            "/#",
+            &[Publish, Subscribe, Create],
+            AclEffect::Allow,
+        ),
+        rule(
+            "*",
+            "/topic/public.#",
+            &[Publish, Subscribe],
+            AclEffect::Allow,
+        ),
+        rule(
+            "*",
+            "/queue/inbox.{user}",
+            &[Subscribe, Create],
+            AclEffect::Allow,
+        ),
     ];
     config
 }
@@ -341,7 +365,10 @@ async fn creating_a_queue_needs_the_create_right() {
     )
     .await;
     let error = bob.expect_error_and_close().await;
-    assert!(error.get("message").unwrap().contains("create"), "{error:?}");
+    assert!(
+        error.get("message").unwrap().contains("create"),
+        "{error:?}"
+    );
 
     let mut alice = login(&broker, &[("login", "alice"), ("passcode", "alice-pw")]).await;
     alice.subscribe("jobs", "/queue/jobs", "auto").await;
@@ -387,7 +414,10 @@ async fn development_mode_refuses_public_listeners() {
         .build()
         .start()
         .await;
-    let why = refused.err().expect("dev mode on 0.0.0.0 is refused").to_string();
+    let why = refused
+        .err()
+        .expect("dev mode on 0.0.0.0 is refused")
+        .to_string();
     assert!(why.contains("mode = \"dev\""), "{why}");
 
     // Secure mode may listen anywhere.

@@ -213,7 +213,12 @@ async fn tls_connect(
 
 /// The server's leaf certificate as the client saw it.
 fn peer_cert(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
-    stream.get_ref().1.peer_certificates().expect("server certificates")[0].clone()
+    stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("server certificates")[0]
+        .clone()
 }
 
 /// A STOMP peer over TLS, CONNECTed.
@@ -244,7 +249,9 @@ async fn stomp_over_tls_connects_sends_and_subscribes() {
     b.broker.shutdown().await;
 }
 
-async fn next_ws_text(ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin)) -> String {
+async fn next_ws_text(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> String {
     loop {
         let m = tokio::time::timeout(WAIT, ws.next())
             .await
@@ -268,8 +275,7 @@ async fn wss_carries_stomp() {
         .await
         .expect("TLS connect");
     let (mut ws, response) = tokio_tungstenite::client_async(
-        "wss://localhost/ws"
-            .into_client_request_with_protocol("v12.stomp"),
+        "wss://localhost/ws".into_client_request_with_protocol("v12.stomp"),
         stream,
     )
     .await
@@ -295,7 +301,10 @@ async fn wss_carries_stomp() {
         .await
         .expect("send");
     let m = next_ws_text(&mut ws).await;
-    assert!(m.starts_with("MESSAGE\n") && m.ends_with("hello wss\0"), "{m:?}");
+    assert!(
+        m.starts_with("MESSAGE\n") && m.ends_with("hello wss\0"),
+        "{m:?}"
+    );
     // The same path rules as plain WebSocket: another path is a 404.
     let stream = tls_connect(&b.wss_addr, client_config(&ca, None))
         .await
@@ -557,7 +566,10 @@ async fn a_tls_listener_without_a_certificate_does_not_start() {
         .err()
         .expect("start fails");
     let e = e.to_string();
-    assert!(e.contains("listeners.websocket_tls") && e.contains("tls.cert"), "{e}");
+    assert!(
+        e.contains("listeners.websocket_tls") && e.contains("tls.cert"),
+        "{e}"
+    );
 
     let mut config = Config::default();
     config.listeners.tcp = String::new();
@@ -587,6 +599,9 @@ async fn per_ip_limit_counts_tls_connections_too() {
     let stream = tls_connect(&b.tls_addr, config).await.expect("TLS connect");
     let mut second = Peer::new(stream);
     let e = second.expect_error_and_close().await;
-    assert_eq!(e.get("message"), Some("too many connections from your address"));
+    assert_eq!(
+        e.get("message"),
+        Some("too many connections from your address")
+    );
     b.broker.shutdown().await;
 }

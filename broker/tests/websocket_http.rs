@@ -207,7 +207,11 @@ async fn origins_outside_the_allow_list_are_forbidden() {
     let (head, mut s) = exchange(addr, &upgrade("/ws", "Origin: https://evil.example\r\n")).await;
     assert_eq!(head.status, 403);
     expect_closed(&mut s).await;
-    let (head, _) = exchange(addr, &upgrade("/ws", "Origin: https://chat.example.com\r\n")).await;
+    let (head, _) = exchange(
+        addr,
+        &upgrade("/ws", "Origin: https://chat.example.com\r\n"),
+    )
+    .await;
     assert_eq!(head.status, 101);
     // Non-browser clients send no Origin.
     let (head, _) = exchange(addr, &upgrade("/ws", "")).await;

@@ -93,7 +93,6 @@ impl Config {
     }
 }
 
-
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -1,8 +1,8 @@
 //! What the session does with each client frame.
 
+use super::frames;
 use super::subscription::{AckMode, Source, Subscription};
 use super::{HeartBeat, Session, State, TxOp};
-use super::frames;
 use crate::access::LoginRefusal;
 use crate::auth::ConnectRequest;
 use crate::config::{AclAction, RefusalMode};
@@ -89,8 +89,7 @@ impl<T: Transport> Session<T> {
             (Ok(()), Some(id)) if command != Command::Send => self.write_receipt_id(&id),
             (Ok(()), _) => {}
             (Err(r), receipt)
-                if r.denied
-                    && self.shared.access.policy().refusal == RefusalMode::Receipt =>
+                if r.denied && self.shared.access.policy().refusal == RefusalMode::Receipt =>
             {
                 self.refuse_softly(&r, receipt.as_deref(), denied_subscription);
             }
@@ -140,11 +139,11 @@ impl<T: Transport> Session<T> {
         if let Some((id, destination)) = subscription {
             let denied = frames::denied_subscription(&id, &destination, &r.message, self.id);
             encode_frame(&denied, self.version, &mut self.out.bytes);
-            self.out.end_frame();
+            self.end_frame(Command::Message);
         }
         if let Some(id) = receipt {
             frames::receipt_with_error(id, &r.message, self.version, &mut self.out.bytes);
-            self.out.end_frame();
+            self.end_frame(Command::Receipt);
         }
     }
 
@@ -181,9 +180,9 @@ impl<T: Transport> Session<T> {
                     detail: format!("Authentication failed: {e}."),
                     denied: false,
                 },
-                LoginRefusal::Throttled => refuse(
-                    "too many failed logins from your address; try again in a minute",
-                ),
+                LoginRefusal::Throttled => {
+                    refuse("too many failed logins from your address; try again in a minute")
+                }
             })?;
         self.expires_at = principal.expires_at.map(|at| {
             let left = at
@@ -220,7 +219,7 @@ impl<T: Transport> Session<T> {
             connected = connected.header("user-name", user.clone());
         }
         encode_frame(&connected, version, &mut self.out.bytes);
-        self.out.end_frame();
+        self.end_frame(Command::Connected);
         self.state = State::Connected;
         let entry = Arc::new(crate::registry::Entry {
             user: self.principal.user.as_ref().map(|u| u.to_string()),
@@ -230,8 +229,7 @@ impl<T: Transport> Session<T> {
             subscriptions: Default::default(),
             outbox: Arc::clone(&self.outbox),
         });
-        self.shared.sessions.insert(self.id, Arc::clone(&entry));
-        self.registered = Some(entry);
+        self.registered = Some(self.shared.sessions.insert(self.id, entry));
         tracing::debug!(%version, "connected");
         Ok(())
     }
@@ -273,7 +271,6 @@ impl<T: Transport> Session<T> {
         self.rewrite_reply_to(&mut message)?;
         let receipt = frame.headers.get_shared("receipt").cloned();
         let receipt_later = self.publish(destination, message, receipt).await?;
-        self.shared.stats.messages_published.inc();
         if !receipt_later {
             self.write_receipt(&frame);
         }

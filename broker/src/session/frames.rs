@@ -25,7 +25,12 @@ pub(crate) fn error(message: &str, detail: &str, receipt_id: Option<&str>) -> Fr
 
 /// Appends a RECEIPT for `receipt_id` that reports a non-fatal refusal in
 /// its `x-error` header.
-pub(crate) fn receipt_with_error(receipt_id: &str, error: &str, version: Version, dst: &mut BytesMut) {
+pub(crate) fn receipt_with_error(
+    receipt_id: &str,
+    error: &str,
+    version: Version,
+    dst: &mut BytesMut,
+) {
     dst.put_slice(b"RECEIPT\n");
     encode_header("receipt-id", receipt_id, version, true, dst);
     encode_header("x-error", error, version, true, dst);

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use stompede_codec::{encode_frame, encode_heartbeat, Frame, Item, StompCodec, Version};
+use stompede_codec::{encode_frame, encode_heartbeat, Command, Frame, Item, StompCodec, Version};
 use subscription::{AckMode, Source, Subscription, Unacked};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
@@ -29,6 +29,9 @@ use tracing::Instrument;
 /// How long a DISCONNECT waits for RECEIPTs still owed (stores that stall
 /// must not keep a closing connection forever).
 const DISCONNECT_RECEIPT_WAIT: Duration = Duration::from_secs(10);
+
+/// How much of an outbound frame a frame trace shows.
+const TRACE_PREVIEW_BYTES: usize = 512;
 
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +127,7 @@ struct Session<T> {
     /// The RECEIPT id of a DISCONNECT waiting for `receipts_pending`.
     disconnect_receipt: Option<ByteString>,
     /// This session in the broker's registry, once connected.
-    registered: Option<Arc<crate::registry::Entry>>,
+    registered: Option<Arc<crate::registry::Connection>>,
     /// When a waiting DISCONNECT gives up and closes anyway.
     disconnect_deadline: Option<Instant>,
     last_read: Instant,
@@ -156,10 +159,7 @@ impl<T: Transport> Session<T> {
             version: Version::V1_2,
             principal: crate::auth::Principal::default(),
             expires_at: None,
-            rate: rate::InboundRate::new(
-                limits.max_frames_per_second,
-                limits.max_bytes_per_second,
-            ),
+            rate: rate::InboundRate::new(limits.max_frames_per_second, limits.max_bytes_per_second),
             client_id: None,
             subscriptions: HashMap::new(),
             ack_owner: HashMap::new(),
@@ -324,13 +324,17 @@ impl<T: Transport> Session<T> {
 
     async fn decode_and_handle(&mut self) {
         while matches!(self.state, State::AwaitConnect | State::Connected) {
+            let before = self.read_buf.len();
             match self.codec.decode(&mut self.read_buf) {
                 Ok(None) => break,
                 Ok(Some(Item::HeartBeat)) => {}
-                Ok(Some(Item::Frame(frame))) => match self.rate.frame() {
-                    Ok(()) => self.handle(frame).await,
-                    Err(overrun) => self.fail("rate limit exceeded", &overrun.describe(), None),
-                },
+                Ok(Some(Item::Frame(frame))) => {
+                    self.count_frame_in(&frame, before - self.read_buf.len());
+                    match self.rate.frame() {
+                        Ok(()) => self.handle(frame).await,
+                        Err(overrun) => self.fail("rate limit exceeded", &overrun.describe(), None),
+                    }
+                }
                 Err(e) => {
                     let detail = format!("The frame could not be decoded: {e}.");
                     self.fail(&e.to_string(), &detail, None);
@@ -355,9 +359,10 @@ impl<T: Transport> Session<T> {
     fn drain_outbox(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         self.outbox.drain_into(&mut pending);
+        let now = std::time::Instant::now();
         for item in pending.drain(..) {
             match item {
-                Outbound::Delivery(d) => self.write_delivery(d),
+                Outbound::Delivery(d) => self.write_delivery(d, now),
                 Outbound::Receipt(id) => {
                     self.receipts_pending = self.receipts_pending.saturating_sub(1);
                     self.write_receipt_id(&id);
@@ -396,7 +401,9 @@ impl<T: Transport> Session<T> {
         self.state = State::Closing;
     }
 
-    fn write_delivery(&mut self, d: outbox::Delivery) {
+    /// Writes one MESSAGE; `now` (read once per drained batch, not per
+    /// message) dates its publish-to-deliver latency.
+    fn write_delivery(&mut self, d: outbox::Delivery, now: std::time::Instant) {
         if self.state == State::Closing {
             return;
         }
@@ -445,8 +452,52 @@ impl<T: Transport> Session<T> {
             d.redelivered,
             &mut self.out.bytes,
         );
+        self.end_frame(Command::Message);
+        let kind = match d.queue {
+            Some(_) => crate::stats::DestinationKind::Queue,
+            None => crate::stats::DestinationKind::Topic,
+        };
+        self.shared.stats.delivered(kind);
+        self.shared
+            .stats
+            .observe_delivery_latency(now.saturating_duration_since(d.message.published_at()));
+    }
+
+    fn count_frame_in(&self, frame: &Frame, bytes: usize) {
+        self.shared.stats.frame_in(frame.command, bytes);
+        if let Some(c) = &self.registered {
+            c.frame_in(bytes);
+            if c.is_traced() {
+                tracing::info!(
+                    target: "stompede::trace",
+                    command = %frame.command,
+                    bytes,
+                    headers = ?frame.headers,
+                    "frame in"
+                );
+            }
+        }
+    }
+
+    fn end_frame(&mut self, command: Command) {
+        let start = self.out.frame_ends.last().copied().unwrap_or(0);
         self.out.end_frame();
-        self.shared.stats.messages_delivered.inc();
+        let bytes = self.out.bytes.len() - start;
+        self.shared.stats.frame_out(command, bytes);
+        if let Some(c) = &self.registered {
+            c.frame_out(bytes);
+            if c.is_traced() {
+                let end = self.out.bytes.len().min(start + TRACE_PREVIEW_BYTES);
+                let preview = String::from_utf8_lossy(&self.out.bytes[start..end]);
+                tracing::info!(
+                    target: "stompede::trace",
+                    %command,
+                    bytes,
+                    frame = %preview.escape_debug(),
+                    "frame out"
+                );
+            }
+        }
     }
 
     /// Sends ERROR and moves to Closing: the spec closes after an ERROR.
@@ -454,7 +505,7 @@ impl<T: Transport> Session<T> {
         tracing::debug!(message, "closing with ERROR");
         let frame = frames::error(message, detail, receipt_id);
         encode_frame(&frame, self.version, &mut self.out.bytes);
-        self.out.end_frame();
+        self.end_frame(Command::Error);
         self.shared.stats.errors_sent.inc();
         self.state = State::Closing;
     }
@@ -462,13 +513,13 @@ impl<T: Transport> Session<T> {
     fn write_receipt(&mut self, frame: &Frame) {
         if let Some(id) = frame.get("receipt") {
             frames::receipt(id, self.version, &mut self.out.bytes);
-            self.out.end_frame();
+            self.end_frame(Command::Receipt);
         }
     }
 
     fn write_receipt_id(&mut self, id: &str) {
         frames::receipt(id, self.version, &mut self.out.bytes);
-        self.out.end_frame();
+        self.end_frame(Command::Receipt);
     }
 
     /// Who this session is, for plugins.

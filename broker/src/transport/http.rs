@@ -159,7 +159,12 @@ fn answer(
     if request.uri().path() != policy.path {
         return fallback(request);
     }
-    match handshake(policy, request.method(), request.version(), request.headers()) {
+    match handshake(
+        policy,
+        request.method(),
+        request.version(),
+        request.headers(),
+    ) {
         Ok(response) => response,
         Err(response) => response,
     }
@@ -227,7 +232,8 @@ fn handshake(
             ))
         }
     };
-    if headers.contains_key(header::CONTENT_LENGTH) || headers.contains_key(header::TRANSFER_ENCODING)
+    if headers.contains_key(header::CONTENT_LENGTH)
+        || headers.contains_key(header::TRANSFER_ENCODING)
     {
         return Err(plain(
             StatusCode::BAD_REQUEST,
@@ -344,7 +350,10 @@ mod tests {
             header::CONNECTION,
             HeaderValue::from_static("keep-alive, Upgrade"),
         );
-        h.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        h.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
         h.insert(
             header::SEC_WEBSOCKET_KEY,
             HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
@@ -400,7 +409,10 @@ mod tests {
         let allowed = vec!["https://chat.example.com/".to_owned()];
         let o = |s: &'static str| HeaderValue::from_static(s);
         assert!(origin_allowed(&allowed, None));
-        assert!(origin_allowed(&allowed, Some(&o("https://Chat.Example.com"))));
+        assert!(origin_allowed(
+            &allowed,
+            Some(&o("https://Chat.Example.com"))
+        ));
         assert!(!origin_allowed(&allowed, Some(&o("https://evil.example"))));
         assert!(!origin_allowed(&allowed, Some(&o("null"))));
         assert!(origin_allowed(&[], Some(&o("https://evil.example"))));

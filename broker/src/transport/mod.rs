@@ -109,7 +109,11 @@ impl NetState {
     /// Open connections counted for `ip`.
     #[cfg(test)]
     pub(crate) fn connections_from(&self, ip: IpAddr) -> usize {
-        self.per_ip.lock().get(&ip.to_canonical()).copied().unwrap_or(0)
+        self.per_ip
+            .lock()
+            .get(&ip.to_canonical())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Records where the STOMP-over-TLS listener is bound.

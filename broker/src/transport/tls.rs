@@ -112,7 +112,9 @@ pub(crate) fn identity_from_der(der: &[u8]) -> Option<Box<str>> {
             // The string types names use in practice; all are UTF-8 text
             // (Teletex holding ASCII, as certificates do).
             Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
-                std::str::from_utf8(attr.value.value()).ok().map(str::to_owned)
+                std::str::from_utf8(attr.value.value())
+                    .ok()
+                    .map(str::to_owned)
             }
             _ => None,
         });
