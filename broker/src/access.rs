@@ -9,9 +9,10 @@ use crate::config::{AclAction, AuthMode, Config, LimitsConfig, RefusalMode};
 use crate::security::acl::Acl;
 use crate::security::authenticator::ConfiguredAuthenticator;
 use crate::security::login_guard::LoginGuard;
+use crate::security::users::UserDb;
 use crate::security::SecurityError;
 use arc_swap::ArcSwap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub(crate) struct Policy {
     /// Per-connection limits for sessions (new ones for the codec and
     /// rates; every one for subscription counts).
     pub limits: LimitsConfig,
+    /// The users file, for the admin listener's credentials.
+    pub users: Option<Arc<UserDb>>,
 }
 
 /// Why a CONNECT was refused, as the client is told.
@@ -115,6 +118,45 @@ impl Access {
         outcome
     }
 
+    /// Whether a users file is loaded (the admin listener needs one off
+    /// loopback).
+    pub(crate) fn has_users(&self) -> bool {
+        self.current.load().users.is_some()
+    }
+
+    /// Checks an admin request's `Authorization: Basic` credentials: a
+    /// users-file user with `role`. Failures count towards the address's
+    /// failed logins and wait the failed-login delay, like STOMP logins.
+    pub(crate) async fn check_admin(
+        &self,
+        authorization: Option<&str>,
+        peer: Option<IpAddr>,
+        role: &str,
+    ) -> bool {
+        let policy = self.policy_owned();
+        let guard = self.guard.load_full();
+        let blocked = peer.is_some_and(|ip| guard.1.is_blocked(ip));
+        let credentials = authorization.and_then(basic_credentials);
+        let verified = match (&policy.users, credentials, blocked) {
+            (Some(users), Some((user, password)), false) => {
+                let users = Arc::clone(users);
+                tokio::task::spawn_blocking(move || users.verify(&user, &password))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            _ => None,
+        };
+        let allowed = verified.is_some_and(|p| p.has_role(role));
+        if !allowed {
+            if let (Some(ip), false) = (peer, blocked) {
+                guard.1.record_failure(ip);
+            }
+            tokio::time::sleep(policy.failed_login_delay).await;
+        }
+        allowed
+    }
+
     /// Whether `principal` may do `action` on `destination` now.
     pub(crate) fn allows(
         &self,
@@ -131,6 +173,21 @@ impl Access {
     }
 }
 
+/// `Basic base64(user:password)` → (user, password).
+fn basic_credentials(header: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let (scheme, encoded) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 fn guard(max_failed_logins_per_minute: u32) -> (u32, LoginGuard) {
     (
         max_failed_logins_per_minute,
@@ -142,12 +199,20 @@ fn build_policy(
     config: &Config,
     custom_auth: Option<&Arc<dyn Authenticator>>,
 ) -> Result<Policy, SecurityError> {
-    let auth: Arc<dyn Authenticator> = match custom_auth {
-        Some(auth) => Arc::clone(auth),
-        None => Arc::new(ConfiguredAuthenticator::from_config_with_client_certs(
-            &config.auth,
-            !config.tls.client_ca.is_empty(),
-        )?),
+    let (auth, users): (Arc<dyn Authenticator>, _) = match custom_auth {
+        Some(auth) if config.auth.users_file.is_empty() => (Arc::clone(auth), None),
+        Some(auth) => (
+            Arc::clone(auth),
+            Some(Arc::new(UserDb::load(&config.auth.users_file)?)),
+        ),
+        None => {
+            let configured = ConfiguredAuthenticator::from_config_with_client_certs(
+                &config.auth,
+                !config.tls.client_ca.is_empty(),
+            )?;
+            let users = configured.users().cloned();
+            (Arc::new(configured), users)
+        }
     };
     Ok(Policy {
         auth,
@@ -155,6 +220,7 @@ fn build_policy(
         refusal: config.acl.refusal,
         failed_login_delay: Duration::from_millis(config.auth.failed_login_delay_ms),
         limits: config.limits.clone(),
+        users,
     })
 }
 

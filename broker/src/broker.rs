@@ -192,10 +192,14 @@ impl Broker {
         if !listeners.admin.is_empty() {
             let listener = bind(&listeners.admin, "admin HTTP").await?;
             let addr = listener.local_addr()?;
-            if !addr.ip().is_loopback() {
+            if !addr.ip().is_loopback() && !shared.access.has_users() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("the admin listener has no credentials yet; use a loopback address, not {addr}"),
+                    format!(
+                        "the admin listener on {addr} needs credentials: set [auth] users_file \
+                         with a user who has the role \"{}\" (or use a loopback address)",
+                        shared.config.admin.role
+                    ),
                 ));
             }
             admin_addr = Some(addr);
@@ -707,54 +711,5 @@ async fn serve_tls(
     } else {
         let transport = Secured::new(StreamTransport::new(stream), identity, "tls");
         session::run(Arc::clone(shared), transport, Some(peer)).await;
-    }
-}
-
-#[cfg(test)]
-mod size_probe {
-    use super::*;
-    #[tokio::test]
-    async fn probe() {
-        let config = Config::default();
-        let shared = Broker::builder()
-            .config(config)
-            .store_in_memory()
-            .build()
-            .open()
-            .await
-            .unwrap();
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let c = TcpStream::connect(addr).await.unwrap();
-        let (s, peer) = l.accept().await.unwrap();
-        let permit = Arc::clone(&shared.connections).try_acquire_owned().unwrap();
-        let adm = Admission {
-            _permit: permit,
-            _per_ip: shared.net.admit(peer.ip()).unwrap(),
-        };
-        let f = serve(Arc::clone(&shared), s, peer, Kind::WebSocket, adm);
-        eprintln!("serve future: {}", std::mem::size_of_val(&f));
-        let (s2, _) = (TcpStream::connect(addr).await.unwrap(), ());
-        let f4 = serve_tls(
-            &shared,
-            s2,
-            peer,
-            Kind::WebSocketTls,
-            tokio::time::Instant::now(),
-        );
-        eprintln!("serve_tls future: {}", std::mem::size_of_val(&f4));
-        let f2 = http::accept(&shared.config, shared.net.http_policy(), None, c);
-        eprintln!("http accept future: {}", std::mem::size_of_val(&f2));
-        let (a, _b) = tokio::io::duplex(10);
-        let f3 = session::run(Arc::clone(&shared), StreamTransport::new(a), None);
-        eprintln!("session future (duplex): {}", std::mem::size_of_val(&f3));
-        eprintln!(
-            "ws transport tcp: {}",
-            std::mem::size_of::<ws::WsTransport<TcpStream>>()
-        );
-        eprintln!(
-            "ws transport tls: {}",
-            std::mem::size_of::<ws::WsTransport<tokio_rustls::server::TlsStream<TcpStream>>>()
-        );
     }
 }

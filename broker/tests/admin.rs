@@ -32,11 +32,16 @@ async fn post(broker: &BrokerHandle, path: &str) -> (u16, String) {
 }
 
 async fn http(broker: &BrokerHandle, method: &str, path: &str) -> (u16, String) {
+    http_with(broker, method, path, "").await
+}
+
+/// An HTTP/1.1 request with `extra` header lines (each ending in CRLF).
+async fn http_with(broker: &BrokerHandle, method: &str, path: &str, extra: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(broker.admin_addr().expect("admin listener"))
         .await
         .expect("connect");
     s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
     )
     .await
     .expect("write");
@@ -595,4 +600,80 @@ async fn the_admin_api_switches_frame_traces_on_and_off() {
         post(&broker, "/api/trace?user=a&address=127.0.0.1").await.0,
         400
     );
+}
+
+/// `Authorization: Basic` for `user:password`.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Authorization: Basic {token}\r\n")
+}
+
+#[tokio::test]
+async fn admin_credentials_are_required_when_configured() {
+    use stompede::security::users::hash_password;
+    let dir = std::env::temp_dir().join(format!("stompede-admin-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[[user]]\nname = \"root\"\npassword = \"{}\"\nroles = [\"admin\"]\n\n\
+             [[user]]\nname = \"guest\"\npassword = \"{}\"\n",
+            hash_password("root-pw").unwrap(),
+            hash_password("guest-pw").unwrap()
+        ),
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.listeners.tcp = String::new();
+    config.listeners.websocket = String::new();
+    config.listeners.admin = "127.0.0.1:0".into();
+    config.admin.require_login = true;
+    config.auth.users_file = users.display().to_string();
+    config.auth.failed_login_delay_ms = 10;
+    let broker = common::launch(config.clone()).await;
+
+    assert_eq!(get(&broker, "/api/connections").await.0, 401);
+    assert_eq!(get(&broker, "/metrics").await.0, 401);
+    let guest = basic("guest", "guest-pw");
+    assert_eq!(
+        http_with(&broker, "GET", "/api/connections", &guest)
+            .await
+            .0,
+        401
+    );
+    let wrong = basic("root", "nope");
+    assert_eq!(
+        http_with(&broker, "GET", "/api/connections", &wrong)
+            .await
+            .0,
+        401
+    );
+    let root = basic("root", "root-pw");
+    assert_eq!(
+        http_with(&broker, "GET", "/api/connections", &root).await.0,
+        200
+    );
+    assert_eq!(http_with(&broker, "GET", "/metrics", &root).await.0, 200);
+    // Probes stay open.
+    assert_eq!(get(&broker, "/healthz").await.0, 200);
+    assert_eq!(get(&broker, "/readyz").await.0, 200);
+    broker.shutdown().await;
+
+    // Off loopback, the admin listener needs a users file to start.
+    config.listeners.admin = "0.0.0.0:0".into();
+    config.auth.users_file = String::new();
+    let refused = Broker::builder()
+        .config(config)
+        .store_in_memory()
+        .build()
+        .start()
+        .await;
+    let why = refused
+        .err()
+        .expect("refused without credentials")
+        .to_string();
+    assert!(why.contains("needs credentials"), "{why}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,7 @@
-//! The admin HTTP listener. Loopback only: it carries no credentials yet,
-//! so the broker refuses to put it on another address.
+//! The admin HTTP listener. On loopback it is open unless `[admin]
+//! require_login` is set; on any other address every request but
+//! `/healthz` and `/readyz` needs HTTP basic credentials of a users-file
+//! user with the `[admin] role`.
 //!
 //! | request | answer |
 //! |---|---|
@@ -29,6 +31,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
@@ -38,11 +41,15 @@ const STATUS_PAGE: &str = include_str!("status.html");
 
 /// Accepts admin connections until shutdown.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, tracker: TaskTracker) {
+    let require_login = shared.config.admin.require_login
+        || listener
+            .local_addr()
+            .map_or(true, |addr| !addr.ip().is_loopback());
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "admin accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -54,7 +61,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, tracker: T
         tracker.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let shared = Arc::clone(&shared);
-                async move { Ok::<_, Infallible>(respond(&shared, &request).await) }
+                async move {
+                    if require_login
+                        && !is_probe(&request)
+                        && !authorized(&shared, &request, peer).await
+                    {
+                        return Ok::<_, Infallible>(unauthorized());
+                    }
+                    Ok::<_, Infallible>(respond(&shared, &request).await)
+                }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -64,6 +79,31 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, tracker: T
             }
         });
     }
+}
+
+/// Health probes stay open: orchestrators poll them without credentials.
+fn is_probe(request: &Request<Incoming>) -> bool {
+    request.method() == Method::GET && matches!(request.uri().path(), "/healthz" | "/readyz")
+}
+
+async fn authorized(shared: &Shared, request: &Request<Incoming>, peer: SocketAddr) -> bool {
+    let header = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    shared
+        .access
+        .check_admin(header, Some(peer.ip()), &shared.config.admin.role)
+        .await
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::UNAUTHORIZED, "credentials required\n".into());
+    response.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Basic realm=\"stompede admin\""),
+    );
+    response
 }
 
 async fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
