@@ -6,6 +6,11 @@ export STOMPEDE_CACHE="${STOMPEDE_CACHE:-$HOME/.cache/stompede}"
 # incremental instead of starting from nothing.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STOMPEDE_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# cargo-deny (licenses, bans, sources, advisories), installed by
+# scripts/install-test-deps.sh into its own root under the cache.
+CARGO_DENY_VERSION="0.20.2"
+CARGO_DENY_ROOT="$STOMPEDE_CACHE/cargo-deny"
+CARGO_DENY="$CARGO_DENY_ROOT/bin/cargo-deny"
 
 require_cargo() {
   if ! command -v cargo >/dev/null 2>&1; then

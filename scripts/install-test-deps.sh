@@ -4,6 +4,7 @@
 #   * apt:    chromium (headless browser suite), nodejs >= 20 if absent, python3-venv if needed
 #   * Python: a venv at ~/.cache/stompede/venv with tests/clients/python/requirements.txt
 #   * npm:    tests/clients/node/node_modules from package-lock.json (npm ci)
+#   * cargo:  cargo-deny (pinned in scripts/common.sh) in ~/.cache/stompede/cargo-deny
 #
 # Idempotent and non-interactive: a second run that finds everything in place changes nothing
 # and takes about a second. Prints what it does; fails loudly on any error.
@@ -132,4 +133,23 @@ else
   printf '%s\n' "$npm_stamp_want" > "$npm_stamp_file"
 fi
 
-log "done: chromium, node modules and python venv ($VENV) are ready"
+# ---------------------------------------------------------------------------------------------
+# cargo-deny (built from crates.io with its lock file, into a cached root)
+# ---------------------------------------------------------------------------------------------
+CARGO_DENY_VERSION="$(sed -n 's/^CARGO_DENY_VERSION="\(.*\)"$/\1/p' "$REPO/scripts/common.sh")"
+[ -n "$CARGO_DENY_VERSION" ] || die "CARGO_DENY_VERSION not found in scripts/common.sh"
+DENY_ROOT="$CACHE/cargo-deny"
+if [ "$("$DENY_ROOT/bin/cargo-deny" --version 2>/dev/null || true)" = "cargo-deny $CARGO_DENY_VERSION" ]; then
+  log "cargo-deny $CARGO_DENY_VERSION present in $DENY_ROOT"
+else
+  command -v cargo >/dev/null || PATH="$HOME/.cargo/bin:$PATH"
+  command -v cargo >/dev/null || die "cargo not found: needed to install cargo-deny"
+  log "cargo install cargo-deny $CARGO_DENY_VERSION --locked into $DENY_ROOT (a few minutes, once)"
+  CARGO_TARGET_DIR="$DENY_ROOT/build" cargo install cargo-deny --version "$CARGO_DENY_VERSION" \
+    --locked --root "$DENY_ROOT" --force
+  rm -rf "$DENY_ROOT/build"
+  [ "$("$DENY_ROOT/bin/cargo-deny" --version)" = "cargo-deny $CARGO_DENY_VERSION" ] \
+    || die "cargo-deny $CARGO_DENY_VERSION did not install"
+fi
+
+log "done: chromium, node modules, python venv ($VENV) and cargo-deny are ready"

@@ -34,6 +34,50 @@ run_bench_smoke() {
   "$CARGO_TARGET_DIR/debug/stompede-bench" --quick --start-broker "$CARGO_TARGET_DIR/debug/stompede"
 }
 
+# The hash cargo-deny gives the default advisory database URL
+# (https://github.com/rustsec/advisory-db): its checkout's directory name
+# under `db-path`.
+ADVISORY_DB_DIR="advisory-db-3157b0e258782691"
+
+# cargo deny: licenses, bans and sources always (deny.toml); advisories when
+# the RustSec database can be had. It is a git repository on GitHub, which
+# machines that reach only the package registries cannot fetch, and no
+# registry (crates.io, PyPI, npm, Debian) distributes a copy. Then
+# STOMPEDE_ADVISORY_DB may name a local checkout of it (used offline);
+# otherwise the check is reported as not run, loudly, and
+# STOMPEDE_REQUIRE_ADVISORIES=1 makes that a failure.
+run_cargo_deny() {
+  "$CARGO_DENY" --version
+  "$CARGO_DENY" check --hide-inclusion-graph licenses bans sources
+  if [ -n "${STOMPEDE_ADVISORY_DB:-}" ]; then
+    [ -d "$STOMPEDE_ADVISORY_DB/crates" ] || {
+      echo "STOMPEDE_ADVISORY_DB=$STOMPEDE_ADVISORY_DB is not a checkout of the RustSec advisory-db" >&2
+      return 1
+    }
+    local root rc=0
+    root=$(mktemp -d)
+    ln -s "$(cd "$STOMPEDE_ADVISORY_DB" && pwd)" "$root/$ADVISORY_DB_DIR"
+    sed "s|^db-urls = .*|db-path = \"$root\"|" deny.toml >"$root/deny.toml"
+    echo "advisories: using the local database $STOMPEDE_ADVISORY_DB"
+    "$CARGO_DENY" --offline --config "$root/deny.toml" check --hide-inclusion-graph advisories || rc=$?
+    rm -rf "$root"
+    return "$rc"
+  elif timeout 15 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then
+    "$CARGO_DENY" check --hide-inclusion-graph advisories
+  else
+    echo
+    echo "!! cargo deny: ADVISORIES NOT CHECKED. The RustSec advisory database is a git"
+    echo "!! repository on GitHub, which this machine cannot reach (only the crates.io, PyPI,"
+    echo "!! npm and Debian registries are), and no registry distributes a copy. Licenses,"
+    echo "!! bans and sources were checked. To check advisories, run where GitHub is"
+    echo "!! reachable, or set STOMPEDE_ADVISORY_DB to a checkout of rustsec/advisory-db."
+    echo
+    if [ "${STOMPEDE_REQUIRE_ADVISORIES:-0}" = 1 ]; then
+      return 1
+    fi
+  fi
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
@@ -52,6 +96,7 @@ wait_for_port() {
 stage "install test dependencies" scripts/install-test-deps.sh
 stage "cargo fmt --check" cargo fmt --all --check
 stage "cargo clippy" cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+stage "cargo deny" run_cargo_deny
 stage "cargo test" cargo test --locked --workspace --all-features --all-targets
 stage "doc tests" cargo test --locked --workspace --all-features --doc
 stage "build binaries" cargo build --locked --workspace --all-features --bins

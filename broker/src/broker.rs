@@ -3,7 +3,6 @@
 use crate::auth::Authenticator;
 use crate::client::LocalClient;
 use crate::config::{Config, StoreKind};
-use crate::plugin::Plugin;
 use crate::router::Router;
 use crate::session;
 use crate::stats::Stats;
@@ -17,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use stompede_plugin::Plugin;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -33,7 +33,10 @@ pub(crate) struct Shared {
     /// Authentication, ACLs and per-connection limits; replaced on reload.
     pub access: crate::access::Access,
     /// Plugins, in registration order.
-    pub plugins: Vec<Arc<dyn Plugin>>,
+    pub plugins: crate::plugin_host::PluginHost,
+    /// Whether the embedder supplied the store (then plugins get no data
+    /// directory of the configured one).
+    pub store_is_custom: bool,
     /// Cancelled when the broker begins to shut down.
     pub shutdown: CancellationToken,
     /// Connected sessions (for the admin API).
@@ -99,6 +102,12 @@ impl BrokerBuilder {
     /// Adds a plugin; its hooks run after those of plugins added before it.
     pub fn plugin(mut self, plugin: impl Plugin) -> Self {
         self.plugins.push(Arc::new(plugin));
+        self
+    }
+
+    /// Adds a plugin the caller keeps a handle on (to inspect or drive it).
+    pub fn shared_plugin(mut self, plugin: Arc<dyn Plugin>) -> Self {
+        self.plugins.push(plugin);
         self
     }
 
@@ -238,8 +247,11 @@ impl Broker {
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
         let access = crate::access::Access::new(&config, auth)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let plugins = crate::plugin_host::PluginHost::new(plugins)
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
         let config = Arc::new(config);
         let stats = Arc::new(Stats::default());
+        let store_is_custom = store.is_some();
         let store: Arc<dyn Store> = match store {
             Some(store) => store,
             None => match config.store.kind {
@@ -269,7 +281,7 @@ impl Broker {
             "store recovered"
         );
         let net = crate::transport::NetState::from_config(&config)?;
-        Ok(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             net,
             router,
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -277,11 +289,14 @@ impl Broker {
             stats,
             access,
             plugins,
+            store_is_custom,
             shutdown: CancellationToken::new(),
             sessions: Default::default(),
             next_session: AtomicU64::new(1),
             next_consumer: AtomicU64::new(1),
-        }))
+        });
+        shared.plugins.start(&shared).map_err(io::Error::other)?;
+        Ok(shared)
     }
 
     /// Starts, runs until `shutdown` completes, then shuts down gracefully.

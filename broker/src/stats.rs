@@ -450,7 +450,7 @@ impl Stats {
     }
 
     /// Records the time from a message's publication
-    /// ([`crate::message::Message::published_at`]) to its MESSAGE frame
+    /// ([`stompede_plugin::Message::published_at`]) to its MESSAGE frame
     /// being written.
     #[inline]
     pub fn observe_delivery_latency(&self, elapsed: Duration) {

@@ -9,10 +9,10 @@
 
 use super::queue::{PublishReply, QueueCommand, QueueHandle, QueueRegistry};
 use super::wildcard::Pattern;
-use crate::message::Message;
 use crate::store::{Store, StoreError};
 use bytestring::ByteString;
 use std::sync::{Arc, RwLock};
+use stompede_plugin::Message;
 
 /// Where bindings live in the store's meta records.
 const META_PREFIX: &str = "durable-sub/";

@@ -3,12 +3,12 @@
 //! the matching subscriber list, then fan out without any lock held.
 
 use super::wildcard::Pattern;
-use crate::message::Message;
 use crate::session::outbox::{Delivery, Outbox, PushOutcome};
 use crate::stats::{DestinationKind, Stats};
 use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use stompede_plugin::Message;
 
 /// Cached match lists beyond this many destinations are forgotten at once
 /// (bounded memory; rebuilt lazily).

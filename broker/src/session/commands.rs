@@ -1,13 +1,11 @@
 //! What the session does with each client frame.
 
 use super::frames;
-use super::subscription::{AckMode, Source, Subscription};
+use super::subscription::{AckMode, PluginRef, Source, Subscription};
 use super::{HeartBeat, Session, State, TxOp};
 use crate::access::LoginRefusal;
 use crate::auth::ConnectRequest;
 use crate::config::{AclAction, RefusalMode};
-use crate::message::Message;
-use crate::plugin::{Plugin, Refusal as PluginRefusal, SessionInfo};
 use crate::router::queue::QueueHandle;
 use crate::router::queue::{ConsumerSpec, QueueCommand};
 use crate::router::topic::TopicSubscriber;
@@ -18,6 +16,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use stompede_codec::{encode_frame, Command, Frame, Version};
+use stompede_plugin::Message;
+use stompede_plugin::{
+    OwnedSend, OwnedSubscribe, Plugin, ReceiptTiming, Refusal as PluginRefusal, SessionInfo,
+};
 
 /// A refusal of one frame: ERROR, then close — unless it is an ACL denial
 /// and `[acl] refusal = "receipt"` keeps the connection.
@@ -26,6 +28,21 @@ struct Refusal {
     detail: String,
     /// An authorization denial (may be answered without closing).
     denied: bool,
+    /// Answered without closing whatever `[acl] refusal` says (a plugin
+    /// asked for it).
+    soft: bool,
+}
+
+impl Refusal {
+    /// A plugin's refusal: a soft one keeps the connection.
+    fn from_plugin(r: PluginRefusal) -> Refusal {
+        Refusal {
+            message: r.message,
+            detail: String::new(),
+            denied: false,
+            soft: r.soft,
+        }
+    }
 }
 
 fn refuse(message: impl Into<String>) -> Refusal {
@@ -33,6 +50,7 @@ fn refuse(message: impl Into<String>) -> Refusal {
         message: message.into(),
         detail: String::new(),
         denied: false,
+        soft: false,
     }
 }
 
@@ -89,7 +107,9 @@ impl<T: Transport> Session<T> {
             (Ok(()), Some(id)) if command != Command::Send => self.write_receipt_id(&id),
             (Ok(()), _) => {}
             (Err(r), receipt)
-                if r.denied && self.shared.access.policy().refusal == RefusalMode::Receipt =>
+                if r.soft
+                    || (r.denied
+                        && self.shared.access.policy().refusal == RefusalMode::Receipt) =>
             {
                 self.refuse_softly(&r, receipt.as_deref(), denied_subscription);
             }
@@ -117,6 +137,7 @@ impl<T: Transport> Session<T> {
             message: format!("access denied: you may not {verb} {destination}"),
             detail: format!("The access rules do not allow {who} to {verb} {destination}."),
             denied: true,
+            soft: false,
         })
     }
 
@@ -142,7 +163,9 @@ impl<T: Transport> Session<T> {
             self.end_frame(Command::Message);
         }
         if let Some(id) = receipt {
-            frames::receipt_with_error(id, &r.message, self.version, &mut self.out.bytes);
+            let mut headers = stompede_codec::Headers::with_capacity(1);
+            headers.push("x-error", r.message.replace(['\r', '\n'], " "));
+            frames::receipt_with_headers(id, &headers, self.version, &mut self.out.bytes);
             self.end_frame(Command::Receipt);
         }
     }
@@ -155,6 +178,7 @@ impl<T: Transport> Session<T> {
                 frame.get("accept-version").unwrap_or("")
             ),
             denied: false,
+            soft: false,
         })?;
         self.version = version;
         let (client_send, client_receive) = match frame.get("heart-beat") {
@@ -179,6 +203,7 @@ impl<T: Transport> Session<T> {
                     message: "authentication failed".into(),
                     detail: format!("Authentication failed: {e}."),
                     denied: false,
+                    soft: false,
                 },
                 LoginRefusal::Throttled => {
                     refuse("too many failed logins from your address; try again in a minute")
@@ -243,8 +268,8 @@ impl<T: Transport> Session<T> {
             return Ok(());
         }
         let info = self.info();
-        for plugin in &self.shared.plugins {
-            hook(plugin.as_ref(), &info).map_err(|r| refuse(r.0))?;
+        for plugin in &self.shared.plugins.all {
+            hook(plugin.as_ref(), &info).map_err(Refusal::from_plugin)?;
         }
         Ok(())
     }
@@ -266,6 +291,9 @@ impl<T: Transport> Session<T> {
         self.authorize(AclAction::Publish, &destination)?;
         let headers = &mut frame.headers;
         self.run_plugins(|plugin, info| plugin.on_send(info, &destination, headers))?;
+        if let Some(plugin) = self.shared.plugins.owner_of(&destination).cloned() {
+            return self.send_to_plugin(&plugin, destination, frame);
+        }
         let mut message =
             Message::from_send(destination.clone(), &frame.headers, frame.body.clone());
         self.rewrite_reply_to(&mut message)?;
@@ -274,6 +302,63 @@ impl<T: Transport> Session<T> {
         if !receipt_later {
             self.write_receipt(&frame);
         }
+        Ok(())
+    }
+
+    /// A SEND to a destination a plugin owns: the plugin answers it.
+    fn send_to_plugin(
+        &mut self,
+        plugin: &Arc<dyn Plugin>,
+        destination: ByteString,
+        frame: Frame,
+    ) -> Handled {
+        let receipt = frame.headers.get_shared("receipt").cloned();
+        let send = OwnedSend {
+            destination,
+            headers: frame.headers,
+            body: frame.body,
+            receipt: receipt.clone(),
+        };
+        let timing = plugin
+            .on_owned_send(&self.info(), send)
+            .map_err(Refusal::from_plugin)?;
+        match (timing, receipt) {
+            (ReceiptTiming::Now, Some(id)) => self.write_receipt_id(&id),
+            (ReceiptTiming::Later, Some(_)) => self.receipts_pending += 1,
+            (_, None) => {}
+        }
+        Ok(())
+    }
+
+    /// A SUBSCRIBE to a destination a plugin owns. What the plugin
+    /// delivers during the hook (a history replay) is written before the
+    /// SUBSCRIBE's RECEIPT.
+    fn subscribe_to_plugin(
+        &mut self,
+        plugin: Arc<dyn Plugin>,
+        frame: &Frame,
+        id: ByteString,
+        destination: ByteString,
+        ack: AckMode,
+    ) -> Handled {
+        let subscribe = OwnedSubscribe {
+            id: id.clone(),
+            destination,
+            headers: frame.headers.clone(),
+            receipt: frame.headers.get_shared("receipt").cloned(),
+        };
+        plugin
+            .on_owned_subscribe(&self.info(), subscribe)
+            .map_err(Refusal::from_plugin)?;
+        self.subscriptions.insert(
+            id,
+            Subscription {
+                ack,
+                source: Source::Plugin(PluginRef(plugin)),
+                unacked: BTreeMap::new(),
+            },
+        );
+        self.drain_outbox();
         Ok(())
     }
 
@@ -412,6 +497,9 @@ impl<T: Transport> Session<T> {
         })?;
         self.authorize(AclAction::Subscribe, &destination)?;
         self.run_plugins(|plugin, info| plugin.on_subscribe(info, &destination))?;
+        if let Some(plugin) = self.shared.plugins.owner_of(&destination).cloned() {
+            return self.subscribe_to_plugin(plugin, frame, id, destination, ack);
+        }
         let route = self.shared.router.route(&destination)?;
         match route {
             Route::Topic => match self.durable_subscription_name(frame, &id)? {
@@ -546,12 +634,7 @@ impl<T: Transport> Session<T> {
             // takes back this consumer's unacked messages.
             self.flush_acks();
             self.ack_owner.retain(|_, owner| *owner != id);
-            match sub.source {
-                Source::Topic { key } => self.shared.router.topics.unsubscribe(&key, self.id, &id),
-                Source::Queue { queue, consumer } => {
-                    queue.send_now(QueueCommand::Unsubscribe { consumer })
-                }
-            }
+            self.release(&id, sub.source);
         }
         Ok(())
     }

@@ -23,20 +23,6 @@ pub(crate) fn error(message: &str, detail: &str, receipt_id: Option<&str>) -> Fr
     frame.body(body.to_owned())
 }
 
-/// Appends a RECEIPT for `receipt_id` that reports a non-fatal refusal in
-/// its `x-error` header.
-pub(crate) fn receipt_with_error(
-    receipt_id: &str,
-    error: &str,
-    version: Version,
-    dst: &mut BytesMut,
-) {
-    dst.put_slice(b"RECEIPT\n");
-    encode_header("receipt-id", receipt_id, version, true, dst);
-    encode_header("x-error", error, version, true, dst);
-    dst.put_slice(b"\n\0");
-}
-
 /// The one MESSAGE a refused subscription gets when refusals are
 /// non-fatal: `x-event:denied` and the reason, on the subscription's id.
 pub(crate) fn denied_subscription(
@@ -53,4 +39,21 @@ pub(crate) fn denied_subscription(
         .header("x-error", reason.replace(['\r', '\n'], " "))
         .header("content-type", "text/plain")
         .body(reason.to_owned())
+}
+
+/// Appends a RECEIPT for `receipt_id` with extra `headers` (from a plugin).
+pub(crate) fn receipt_with_headers(
+    receipt_id: &str,
+    headers: &stompede_codec::Headers,
+    version: Version,
+    dst: &mut BytesMut,
+) {
+    dst.put_slice(b"RECEIPT\n");
+    encode_header("receipt-id", receipt_id, version, true, dst);
+    for (name, value) in headers.iter() {
+        if name != "receipt-id" {
+            encode_header(name, value, version, true, dst);
+        }
+    }
+    dst.put_slice(b"\n\0");
 }

@@ -6,6 +6,7 @@
 
 mod commands;
 pub(crate) mod frames;
+mod mailbox;
 pub(crate) mod outbox;
 mod rate;
 mod subscription;
@@ -97,6 +98,8 @@ struct Session<T> {
     read_buf: BytesMut,
     out: OutBuf,
     outbox: Arc<Outbox>,
+    /// The outbox as plugins reach it.
+    mailbox: stompede_plugin::Mailbox,
     pending: VecDeque<Outbound>,
     state: State,
     version: Version,
@@ -153,6 +156,9 @@ impl<T: Transport> Session<T> {
             codec,
             read_buf: BytesMut::new(),
             out: OutBuf::default(),
+            mailbox: stompede_plugin::Mailbox::new(Arc::new(mailbox::SessionMailbox::new(
+                Arc::clone(&outbox),
+            ))),
             outbox,
             pending: VecDeque::new(),
             state: State::AwaitConnect,
@@ -362,7 +368,20 @@ impl<T: Transport> Session<T> {
         let now = std::time::Instant::now();
         for item in pending.drain(..) {
             match item {
-                Outbound::Delivery(d) => self.write_delivery(d, now),
+                Outbound::Delivery(d) | Outbound::Reliable(d) => self.write_delivery(d, now),
+                Outbound::ReceiptWith {
+                    receipt_id,
+                    headers,
+                } => {
+                    self.receipts_pending = self.receipts_pending.saturating_sub(1);
+                    frames::receipt_with_headers(
+                        &receipt_id,
+                        &headers,
+                        self.version,
+                        &mut self.out.bytes,
+                    );
+                    self.end_frame(Command::Receipt);
+                }
                 Outbound::Receipt(id) => {
                     self.receipts_pending = self.receipts_pending.saturating_sub(1);
                     self.write_receipt_id(&id);
@@ -523,11 +542,26 @@ impl<T: Transport> Session<T> {
     }
 
     /// Who this session is, for plugins.
-    fn info(&self) -> crate::plugin::SessionInfo {
-        crate::plugin::SessionInfo {
+    fn info(&self) -> stompede_plugin::SessionInfo {
+        stompede_plugin::SessionInfo {
             session_id: self.id,
             user: self.principal.user.clone(),
+            roles: self.principal.roles.clone(),
             peer: self.peer,
+            mailbox: self.mailbox.clone(),
+        }
+    }
+
+    /// Gives back what subscription `id` held: its topic-table entry, its
+    /// queue consumer (whose unacked messages the queue takes back), or its
+    /// plugin subscription.
+    fn release(&self, id: &ByteString, source: Source) {
+        match source {
+            Source::Topic { key } => self.shared.router.topics.unsubscribe(&key, self.id, id),
+            Source::Queue { queue, consumer } => {
+                queue.send_now(QueueCommand::Unsubscribe { consumer })
+            }
+            Source::Plugin(plugin) => plugin.0.on_owned_unsubscribe(&self.info(), id),
         }
     }
 
@@ -540,17 +574,13 @@ impl<T: Transport> Session<T> {
         self.flush_acks();
         if self.state != State::AwaitConnect && !self.shared.plugins.is_empty() {
             let info = self.info();
-            for plugin in &self.shared.plugins {
+            for plugin in &self.shared.plugins.all {
                 plugin.on_disconnect(&info);
             }
         }
-        for (id, sub) in self.subscriptions.drain() {
-            match sub.source {
-                Source::Topic { key } => self.shared.router.topics.unsubscribe(&key, self.id, &id),
-                Source::Queue { queue, consumer } => {
-                    queue.send_now(QueueCommand::Unsubscribe { consumer })
-                }
-            }
+        let subscriptions: Vec<_> = self.subscriptions.drain().collect();
+        for (id, sub) in subscriptions {
+            self.release(&id, sub.source);
         }
         self.transactions.clear();
         tracing::debug!("session closed");

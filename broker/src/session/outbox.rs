@@ -6,12 +6,12 @@
 //! bounded by prefetch credit, so they are never dropped here.
 
 use crate::config::SlowConsumerPolicy;
-use crate::message::Message;
 use crate::stats::Stats;
 use bytestring::ByteString;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use stompede_plugin::Message;
 use tokio::sync::Notify;
 
 /// One item for the session to write.
@@ -19,6 +19,16 @@ use tokio::sync::Notify;
 pub(crate) enum Outbound {
     /// A message for one of the session's subscriptions.
     Delivery(Delivery),
+    /// A plugin's message that the slow-consumer policy must not drop
+    /// (history replay; the plugin bounds how many it queues).
+    Reliable(Delivery),
+    /// A plugin's RECEIPT, with extra headers (e.g. a chat post's `x-seq`).
+    ReceiptWith {
+        /// The `receipt-id`.
+        receipt_id: ByteString,
+        /// Headers written after `receipt-id`.
+        headers: stompede_codec::Headers,
+    },
     /// A RECEIPT owed for work finished elsewhere (a queue publish that
     /// had to be accepted, or stored, first).
     Receipt(ByteString),

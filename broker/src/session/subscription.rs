@@ -33,6 +33,18 @@ pub(crate) enum Source {
     Topic { key: ByteString },
     /// A queue actor, as this consumer.
     Queue { queue: QueueHandle, consumer: u64 },
+    /// A plugin that owns the destination's prefix.
+    Plugin(PluginRef),
+}
+
+/// A plugin, shown by name in debug output.
+#[derive(Clone)]
+pub(crate) struct PluginRef(pub std::sync::Arc<dyn stompede_plugin::Plugin>);
+
+impl std::fmt::Debug for PluginRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name())
+    }
 }
 
 /// A queue delivery written to the client and not yet acknowledged.

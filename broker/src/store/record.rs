@@ -1,10 +1,10 @@
 //! How a message is written into the store: as a STOMP 1.2 frame, encoded
 //! and decoded by the project's own codec (one format, already tested).
 
-use crate::message::Message;
 use bytes::BytesMut;
 use bytestring::ByteString;
 use stompede_codec::{encode_frame, Command, Frame, Item, StompCodec, Version};
+use stompede_plugin::Message;
 use tokio_util::codec::Decoder;
 
 use super::StoreError;

@@ -159,24 +159,22 @@ fn answer(
     if request.uri().path() != policy.path {
         return fallback(request);
     }
-    match handshake(
+    handshake(
         policy,
         request.method(),
         request.version(),
         request.headers(),
-    ) {
-        Ok(response) => response,
-        Err(response) => response,
-    }
+    )
 }
 
-/// Checks a request to the WebSocket path; `Ok` is the 101 response.
+/// Checks a request to the WebSocket path: a 101 response if it is a valid
+/// upgrade, an error response otherwise.
 fn handshake(
     policy: &Policy,
     method: &Method,
     version: Version,
     headers: &HeaderMap,
-) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+) -> Response<Full<Bytes>> {
     if method != Method::GET {
         let mut r = plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -184,13 +182,13 @@ fn handshake(
         );
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET"));
-        return Err(r);
+        return r;
     }
     if version != Version::HTTP_11 {
-        return Err(plain(
+        return plain(
             StatusCode::BAD_REQUEST,
             "a WebSocket upgrade needs HTTP/1.1",
-        ));
+        );
     }
     if !has_token(headers, header::UPGRADE, "websocket")
         || !has_token(headers, header::CONNECTION, "upgrade")
@@ -201,15 +199,10 @@ fn handshake(
         );
         r.headers_mut()
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        return Err(r);
+        return r;
     }
     match headers.get(header::SEC_WEBSOCKET_VERSION) {
-        None => {
-            return Err(plain(
-                StatusCode::BAD_REQUEST,
-                "missing Sec-WebSocket-Version",
-            ))
-        }
+        None => return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Version"),
         Some(v) if v.as_bytes().trim_ascii() == b"13" => {}
         Some(_) => {
             let mut r = plain(
@@ -220,31 +213,28 @@ fn handshake(
                 header::SEC_WEBSOCKET_VERSION,
                 HeaderValue::from_static("13"),
             );
-            return Err(r);
+            return r;
         }
     }
     let key = match headers.get(header::SEC_WEBSOCKET_KEY) {
         Some(key) if valid_key(key.as_bytes()) => key.as_bytes(),
         _ => {
-            return Err(plain(
+            return plain(
                 StatusCode::BAD_REQUEST,
                 "missing or malformed Sec-WebSocket-Key",
-            ))
+            )
         }
     };
     if headers.contains_key(header::CONTENT_LENGTH)
         || headers.contains_key(header::TRANSFER_ENCODING)
     {
-        return Err(plain(
-            StatusCode::BAD_REQUEST,
-            "a WebSocket upgrade has no body",
-        ));
+        return plain(StatusCode::BAD_REQUEST, "a WebSocket upgrade has no body");
     }
     if !origin_allowed(&policy.allowed_origins, headers.get(header::ORIGIN)) {
-        return Err(plain(
+        return plain(
             StatusCode::FORBIDDEN,
             "this origin may not open a WebSocket here",
-        ));
+        );
     }
     let offered = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -252,17 +242,17 @@ fn handshake(
         .filter_map(|v| v.to_str().ok());
     let chosen = choose_subprotocol(offered);
     if chosen.is_none() && policy.require_subprotocol {
-        return Err(plain(
+        return plain(
             StatusCode::BAD_REQUEST,
             "offer one of the subprotocols v12.stomp, v11.stomp, v10.stomp",
-        ));
+        );
     }
-    let accept = HeaderValue::from_str(&derive_accept_key(key)).map_err(|_| {
-        plain(
+    let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key)) else {
+        return plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot derive the accept key",
-        )
-    })?;
+        );
+    };
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
@@ -275,7 +265,7 @@ fn handshake(
             HeaderValue::from_static(chosen),
         );
     }
-    Ok(response)
+    response
 }
 
 /// Whether any `name` header holds `token` in its comma-separated list.
@@ -362,9 +352,7 @@ mod tests {
     }
 
     fn status(headers: &HeaderMap) -> StatusCode {
-        match handshake(&policy(), &Method::GET, Version::HTTP_11, headers) {
-            Ok(r) | Err(r) => r.status(),
-        }
+        handshake(&policy(), &Method::GET, Version::HTTP_11, headers).status()
     }
 
     #[test]
@@ -374,7 +362,7 @@ mod tests {
             header::SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static("v10.stomp, v12.stomp"),
         );
-        let r = handshake(&policy(), &Method::GET, Version::HTTP_11, &h).unwrap();
+        let r = handshake(&policy(), &Method::GET, Version::HTTP_11, &h);
         assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(
             r.headers()[header::SEC_WEBSOCKET_ACCEPT],
@@ -398,9 +386,9 @@ mod tests {
         h.remove(header::CONNECTION);
         assert_eq!(status(&h), StatusCode::UPGRADE_REQUIRED);
         let h = upgrade_headers();
-        let r = handshake(&policy(), &Method::POST, Version::HTTP_11, &h).unwrap_err();
+        let r = handshake(&policy(), &Method::POST, Version::HTTP_11, &h);
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-        let r = handshake(&policy(), &Method::GET, Version::HTTP_10, &h).unwrap_err();
+        let r = handshake(&policy(), &Method::GET, Version::HTTP_10, &h);
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     }
 

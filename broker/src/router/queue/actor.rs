@@ -11,7 +11,6 @@
 use super::ready::{priority_of, QueuedMessage, Ready};
 use super::{ConsumerSpec, PublishError, PublishReply, QueueCommand, QueueGauges, QueueRegistry};
 use crate::config::{QueueOverflowPolicy, QueueSettings};
-use crate::message::Message;
 use crate::session::outbox::{Delivery, Outbound, PushOutcome, QueueDeliveryTag};
 use crate::stats::{DestinationKind, MessageEvent, Stats};
 use crate::store::commit::Committer;
@@ -20,6 +19,7 @@ use bytestring::ByteString;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
+use stompede_plugin::Message;
 use tokio::sync::mpsc;
 
 /// Commands handled per turn before dispatching.

@@ -11,7 +11,6 @@ mod actor;
 mod ready;
 
 use crate::config::QueuesConfig;
-use crate::message::Message;
 use crate::session::outbox::Outbox;
 use crate::stats::Stats;
 use crate::store::commit::Committer;
@@ -20,6 +19,7 @@ use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use stompede_plugin::Message;
 use tokio::sync::mpsc;
 
 /// Commands waiting for one queue actor. A full channel makes publishers

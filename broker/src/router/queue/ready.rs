@@ -1,9 +1,9 @@
 //! The ready messages of one queue, by priority (0–9, higher first; FIFO
 //! within a priority).
 
-use crate::message::Message;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use stompede_plugin::Message;
 
 /// Priority levels of the `priority` header.
 const LEVELS: usize = 10;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use stompede_codec::{encode_header, Headers, Version};
 
 /// Headers a client may not set on SEND: the broker owns them on MESSAGE.
-pub(crate) const RESERVED_SEND_HEADERS: &[&str] = &[
+pub const RESERVED_SEND_HEADERS: &[&str] = &[
     "destination",
     "message-id",
     "subscription",
@@ -58,7 +58,7 @@ impl Message {
     }
 
     /// A message read back from the store, with its original id.
-    pub(crate) fn restored(
+    pub fn restored(
         destination: ByteString,
         message_id: ByteString,
         headers: Headers,
@@ -129,7 +129,7 @@ impl Message {
     }
 
     /// Writes this message as a MESSAGE frame for one subscription.
-    pub(crate) fn encode_delivery(
+    pub fn encode_delivery(
         &self,
         version: Version,
         subscription: &str,
