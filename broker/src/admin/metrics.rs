@@ -6,11 +6,6 @@ use crate::stats::{DestinationKind, HistogramSnapshot, MessageEvent, Transport};
 use std::fmt::Write as _;
 use stompede_codec::Command;
 
-/// How many queues get their own `stompede_queue_depth` and
-/// `stompede_queue_unacked` series: the deepest ones at scrape time. It
-/// bounds the metrics' cardinality however many queues exist; the
-/// `stompede_queues_*` gauges cover all queues. (To become a setting.)
-pub(crate) const QUEUE_METRICS_TOP_N: usize = 20;
 
 /// Renders every metric.
 pub(crate) async fn render(shared: &Shared) -> String {
@@ -137,7 +132,10 @@ pub(crate) async fn render(shared: &Shared) -> String {
     );
 
     // Queues.
-    let depths = shared.router.queues.depths(QUEUE_METRICS_TOP_N);
+    // Only the deepest queues get their own series, which bounds the
+    // cardinality however many queues exist; the totals cover all queues.
+    let top_n = shared.config.admin.metrics_top_queues;
+    let depths = shared.router.queues.depths(top_n);
     out.single(
         "queues",
         "gauge",
@@ -147,7 +145,7 @@ pub(crate) async fn render(shared: &Shared) -> String {
     out.family(
         "queue_depth",
         "gauge",
-        &format!("Ready messages of the {QUEUE_METRICS_TOP_N} deepest queues."),
+        &format!("Ready messages of the {top_n} deepest queues."),
     );
     for q in &depths.top {
         out.labelled("queue_depth", "queue", &q.name, q.ready);

@@ -184,7 +184,7 @@ pub struct AclConfig {
     pub rules: Vec<AclRule>,
 }
 
-/// The admin listener's credentials.
+/// The admin listener: its credentials and what `/metrics` shows.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
@@ -193,6 +193,9 @@ pub struct AdminConfig {
     pub require_login: bool,
     /// The role a users-file user needs to use the admin listener.
     pub role: String,
+    /// How many of the deepest queues get their own depth and unacked
+    /// series in `/metrics` (bounded cardinality; totals cover all).
+    pub metrics_top_queues: usize,
 }
 
 impl Default for AdminConfig {
@@ -200,6 +203,7 @@ impl Default for AdminConfig {
         AdminConfig {
             require_login: false,
             role: "admin".into(),
+            metrics_top_queues: 20,
         }
     }
 }
