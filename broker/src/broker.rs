@@ -352,6 +352,16 @@ impl BrokerHandle {
         self.ws_addr
     }
 
+    /// The bound STOMP-over-TLS address, if that listener is on.
+    pub fn tcp_tls_addr(&self) -> Option<SocketAddr> {
+        self.shared.net.tcp_tls_addr()
+    }
+
+    /// The bound secure WebSocket (WSS) address, if that listener is on.
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.shared.net.websocket_tls_addr()
+    }
+
     /// The bound admin HTTP address, if that listener is on.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
@@ -644,18 +654,30 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let policy = shared.net.http_policy();
-    match tokio::time::timeout_at(deadline, http::accept(&shared.config, policy, None, stream))
-        .await
-    {
-        Ok(Ok(transport)) => transport,
-        Ok(Err(e)) => {
+    let accept = http::accept(&shared.config, policy, None, stream);
+    match handshake_step(shared, deadline, accept).await {
+        Some(Ok(transport)) => transport,
+        Some(Err(e)) => {
             tracing::debug!(%peer, error = %e, "WebSocket handshake failed");
             None
         }
-        Err(_) => {
-            tracing::debug!(%peer, "WebSocket handshake timed out");
+        None => {
+            tracing::debug!(%peer, "WebSocket handshake timed out or interrupted by shutdown");
             None
         }
+    }
+}
+
+/// Runs one handshake step (TLS, HTTP) until `deadline`; `None` if the
+/// deadline passes or the broker begins to shut down first.
+async fn handshake_step<F: Future>(
+    shared: &Shared,
+    deadline: tokio::time::Instant,
+    step: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        _ = shared.shutdown.cancelled() => None,
+        done = tokio::time::timeout_at(deadline, step) => done.ok(),
     }
 }
 
@@ -704,15 +726,16 @@ async fn serve_tls(
     kind: Kind,
     deadline: tokio::time::Instant,
 ) {
-    let handshake = Box::pin(tokio::time::timeout_at(
+    let handshake = Box::pin(handshake_step(
+        shared,
         deadline,
         tls_handshake(shared, stream),
     ));
     let stream = match handshake.await {
-        Ok(Some(stream)) => stream,
-        Ok(None) => return,
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
+        Some(Some(stream)) => stream,
+        Some(None) => return,
+        None => {
+            tracing::debug!(%peer, "TLS handshake timed out or interrupted by shutdown");
             return;
         }
     };

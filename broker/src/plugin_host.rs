@@ -47,7 +47,7 @@ impl PluginHost {
                 owned.push((prefix, Arc::clone(plugin)));
             }
         }
-        owned.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        owned.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         Ok(PluginHost { all, owned })
     }
 

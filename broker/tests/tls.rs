@@ -119,13 +119,6 @@ struct Leaf {
     key_der: Vec<u8>,
 }
 
-/// A loopback address no one listens on (the broker does not report the
-/// addresses of its TLS listeners, so tests choose them).
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").to_string()
-}
-
 /// A broker with a STOMP-over-TLS and a WSS listener using `server`'s
 /// certificate, and `adjust` applied.
 struct TlsBroker {
@@ -144,33 +137,23 @@ async fn start_tls(server: &Leaf, adjust: impl FnOnce(&mut Config, &TempDir)) ->
     config.listeners.admin = String::new();
     config.tls.cert = dir.write("server.pem", &server.cert_pem);
     config.tls.key = dir.write("server.key", &server.key_pem);
+    config.listeners.tcp_tls = "127.0.0.1:0".into();
+    config.listeners.websocket_tls = "127.0.0.1:0".into();
     adjust(&mut config, &dir);
-    // Ports taken between choosing and binding make a retry worthwhile.
-    for _ in 0..5 {
-        let mut attempt = config.clone();
-        attempt.listeners.tcp_tls = free_addr();
-        attempt.listeners.websocket_tls = free_addr();
-        match Broker::builder()
-            .config(attempt.clone())
-            .store_in_memory()
-            .build()
-            .start()
-            .await
-        {
-            Ok(broker) => {
-                return TlsBroker {
-                    broker,
-                    tls_addr: attempt.listeners.tcp_tls.clone(),
-                    wss_addr: attempt.listeners.websocket_tls.clone(),
-                    dir,
-                    config: attempt,
-                }
-            }
-            Err(e) if e.to_string().contains("in use") => continue,
-            Err(e) => panic!("broker does not start: {e}"),
-        }
+    let broker = Broker::builder()
+        .config(config.clone())
+        .store_in_memory()
+        .build()
+        .start()
+        .await
+        .expect("broker starts");
+    TlsBroker {
+        tls_addr: broker.tcp_tls_addr().expect("tls listener").to_string(),
+        wss_addr: broker.wss_addr().expect("wss listener").to_string(),
+        broker,
+        dir,
+        config,
     }
-    panic!("no free ports");
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -6,7 +6,6 @@ use crate::stats::{DestinationKind, HistogramSnapshot, MessageEvent, Transport};
 use std::fmt::Write as _;
 use stompede_codec::Command;
 
-
 /// Renders every metric.
 pub(crate) async fn render(shared: &Shared) -> String {
     let store = shared.router.queues.store();
