@@ -1,5 +1,7 @@
 //! The plugin seam: hooks on connect, subscribe, send and disconnect, and
 //! destinations a plugin owns and answers through session mailboxes.
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! that log in, and SIGHUP applies a changed ACL to open connections
 //! without dropping them, while a broken config is rejected and the old one
 //! stays.
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! `Authorization` header, with `exp` enforced on the live connection),
 //! failed-login delay and throttling, ACLs with both refusal modes, and the
 //! development-mode guard.
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
