@@ -218,3 +218,28 @@ async fn websocket_and_tcp_clients_talk_to_each_other() {
         .expect("send");
     tcp.expect_message("from ws").await;
 }
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_gets_an_error_then_close() {
+    let mut config = Config::default();
+    config.websocket.max_message_bytes = 1000;
+    let broker = start_with(config).await;
+    let (mut ws, _) = ws_connect(&broker, "/ws", Some("v12.stomp"))
+        .await
+        .expect("handshake");
+    connect_stomp(&mut ws).await;
+    let big = format!("SEND\ndestination:/topic/x\n\n{}\0", "x".repeat(2000));
+    ws.send(Message::text(big)).await.expect("send");
+    let error = next_message(&mut ws).await;
+    let text = error.to_text().expect("text");
+    assert!(text.starts_with("ERROR\n"), "{text}");
+    assert!(text.contains("message:message too large"), "{text}");
+    // Then the connection ends.
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(end, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+        "{end:?}"
+    );
+}

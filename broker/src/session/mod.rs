@@ -215,6 +215,12 @@ impl<T: Transport> Session<T> {
                         // topic we subscribe to) go out in the same write.
                         self.drain_outbox();
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        // The transport refused what it read (a WebSocket
+                        // message over the size limit): say so, then close.
+                        let detail = format!("The connection sent more than a limit allows: {e}.");
+                        self.fail("message too large", &detail, None);
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, "read failed");
                         break;

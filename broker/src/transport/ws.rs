@@ -38,9 +38,12 @@ impl<S> WsTransport<S> {
     }
 }
 
+/// Tungstenite errors as I/O errors; a message over the size limit becomes
+/// [`io::ErrorKind::InvalidData`], which the session answers with an ERROR.
 fn to_io(e: tungstenite::Error) -> io::Error {
     match e {
         tungstenite::Error::Io(e) => e,
+        tungstenite::Error::Capacity(c) => io::Error::new(io::ErrorKind::InvalidData, c),
         other => io::Error::other(other),
     }
 }

@@ -1,0 +1,486 @@
+//! A room's task: takes commands from its channel in turns, stores what a
+//! turn wrote with one flush (group commit), then answers and delivers in
+//! order. Between turns it publishes coalesced receipts and unread counts;
+//! without subscribers it stops after a while.
+
+use crate::record::{Member, RoomMeta};
+use crate::reply::{notify, ReplyTo};
+use crate::rooms::{Caller, Cmd, Ctx, Sub};
+use crate::store::{Op, StoreError};
+use crate::{repo, state::State};
+use bytes::Bytes;
+use bytestring::ByteString;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use stompede_codec::Headers;
+use stompede_plugin::{Mailbox, Message};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// The most commands one turn takes.
+const MAX_TURN: usize = 512;
+
+/// What a turn does once its writes are stored, in order.
+#[derive(Debug)]
+pub enum Out {
+    /// A timeline MESSAGE for every subscriber.
+    Live(Arc<Message>),
+    /// A RECEIPT with headers.
+    Receipt(Mailbox, ByteString, Headers),
+    /// An answer to a command.
+    Reply {
+        /// Where it goes.
+        to: ReplyTo,
+        /// `x-event` (`reply`, `error`, `history-end` …).
+        event: &'static str,
+        /// `x-command`.
+        command: &'static str,
+        /// More headers.
+        headers: Headers,
+        /// The body (JSON).
+        body: Bytes,
+    },
+    /// A stored event sent to a reply destination (a history page).
+    Forward(ReplyTo, Message),
+    /// A notice in a user's inbox.
+    Notify(String, Headers, Bytes),
+    /// One MESSAGE for one subscription (replay, markers).
+    Deliver(Sub, Arc<Message>),
+    /// The subscription receives live messages from now on.
+    Attach(Sub, bool),
+    /// A subscription ends.
+    Detach(u64, ByteString),
+    /// Every subscription of a user who is no longer a member ends.
+    Evict(String),
+}
+
+/// A directory change, applied when the turn is stored.
+#[derive(Debug)]
+pub enum DirOp {
+    /// A member changed (or left: `None`).
+    Member(String, Option<Member>),
+}
+
+/// What one turn produced.
+#[derive(Debug, Default)]
+pub struct Turn {
+    /// Writes.
+    pub ops: Vec<Op>,
+    /// Effects, in order.
+    pub outs: Vec<Out>,
+    /// Directory changes.
+    pub dir: Vec<DirOp>,
+    /// Whether the room's description changed.
+    pub meta_dirty: bool,
+    /// Users whose read marker others should learn (coalesced).
+    pub receipts: Vec<(String, u64)>,
+    /// Whether unread counts changed for the members.
+    pub unread_changed: bool,
+    /// How many commands it took.
+    pub cmds: usize,
+}
+
+impl Turn {
+    /// Answers a command that failed: a RECEIPT with `x-error` if one was
+    /// asked for, and an error MESSAGE unless the RECEIPT says it all.
+    pub fn fail(&mut self, caller: &Caller, command: &'static str, error: &str) {
+        let mut headers = Headers::new();
+        headers.push("x-error", error.to_owned());
+        if let Some(id) = &caller.receipt {
+            self.outs.push(Out::Receipt(
+                caller.mailbox.clone(),
+                id.clone(),
+                headers.clone(),
+            ));
+        }
+        if caller.receipt.is_none() || caller.reply.explicit {
+            self.outs.push(Out::Reply {
+                to: caller.reply.clone(),
+                event: "error",
+                command,
+                headers,
+                body: Bytes::new(),
+            });
+        }
+    }
+
+    /// Answers a command that succeeded: the RECEIPT carries `headers`;
+    /// a reply MESSAGE is sent for queries (`body` given) or when the
+    /// SEND asked for one.
+    pub fn ok(
+        &mut self,
+        caller: &Caller,
+        command: &'static str,
+        headers: Headers,
+        body: Option<Bytes>,
+    ) {
+        if let Some(id) = &caller.receipt {
+            self.outs.push(Out::Receipt(
+                caller.mailbox.clone(),
+                id.clone(),
+                headers.clone(),
+            ));
+        }
+        if body.is_some() || caller.reply.explicit {
+            self.outs.push(Out::Reply {
+                to: caller.reply.clone(),
+                event: "reply",
+                command,
+                headers,
+                body: body.unwrap_or_default(),
+            });
+        }
+    }
+}
+
+/// The shared, fixed part of a room task.
+#[derive(Debug)]
+pub struct Env {
+    /// The plugin's context.
+    pub ctx: Arc<Ctx>,
+    /// The room id.
+    pub id: String,
+    /// `/room/{id}`.
+    pub dest: ByteString,
+}
+
+/// A room task's state.
+struct Room {
+    env: Env,
+    state: Option<State>,
+    /// Why the room could not be loaded, if it could not.
+    broken: Option<String>,
+    subs: Vec<Sub>,
+    receipt_subs: Vec<Sub>,
+    /// Read markers to publish on the next tick.
+    receipts: BTreeMap<String, u64>,
+    /// Whether unread counts must be pushed on the next tick.
+    unread_dirty: bool,
+    /// The unread count last pushed to each user.
+    pushed_unread: HashMap<String, u64>,
+    next_tick: Option<Instant>,
+}
+
+/// The task of room `id`.
+pub async fn run(ctx: Arc<Ctx>, id: String, mut rx: mpsc::Receiver<Cmd>) {
+    let dest = ByteString::from(format!("{}{id}", ctx.config.room_prefix));
+    let mut room = Room {
+        env: Env { ctx, id, dest },
+        state: None,
+        broken: None,
+        subs: Vec::new(),
+        receipt_subs: Vec::new(),
+        receipts: BTreeMap::new(),
+        unread_dirty: false,
+        pushed_unread: HashMap::new(),
+        next_tick: None,
+    };
+    room.load();
+    let mut lookahead: Option<Cmd> = None;
+    loop {
+        let first = match lookahead.take() {
+            Some(cmd) => cmd,
+            None => match room.wait(&mut rx).await {
+                Some(cmd) => cmd,
+                None => break,
+            },
+        };
+        let mut turn = Turn::default();
+        room.handle(first, &mut turn);
+        while turn.cmds < MAX_TURN {
+            match rx.try_recv() {
+                Ok(cmd) if cmd.is_barrier() => {
+                    lookahead = Some(cmd);
+                    break;
+                }
+                Ok(cmd) => room.handle(cmd, &mut turn),
+                Err(_) => break,
+            }
+        }
+        room.commit(turn).await;
+    }
+    tracing::debug!(room = %room.env.id, "room task stopped");
+}
+
+impl Room {
+    fn load(&mut self) {
+        match State::load(&self.env) {
+            Ok(state) => {
+                self.state = state;
+                self.broken = None;
+            }
+            Err(e) => {
+                tracing::error!(room = %self.env.id, error = %e, "cannot load room");
+                self.state = None;
+                self.broken = Some(e.to_string());
+            }
+        }
+    }
+
+    /// The next command; publishes coalesced events and stops when idle
+    /// in between. `None`: stop.
+    async fn wait(&mut self, rx: &mut mpsc::Receiver<Cmd>) -> Option<Cmd> {
+        let config = &self.env.ctx.config;
+        let idle = Duration::from_secs(config.room_idle_secs);
+        loop {
+            let tick = self.next_tick;
+            let idle_now = self.subs.is_empty() && self.receipt_subs.is_empty() && tick.is_none();
+            let far = Instant::now() + Duration::from_secs(86_400);
+            tokio::select! {
+                cmd = rx.recv() => return cmd,
+                _ = tokio::time::sleep_until(tick.unwrap_or(far)), if tick.is_some() => {
+                    self.publish_coalesced();
+                }
+                _ = tokio::time::sleep(idle), if idle_now => {
+                    if self.env.ctx.retire(&self.env.id, rx) {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Cmd, turn: &mut Turn) {
+        turn.cmds += 1;
+        match (&mut self.state, cmd) {
+            (None, Cmd::Init(room, caller)) if self.broken.is_none() => {
+                let state = State::create(&self.env, *room, &caller, turn);
+                self.state = Some(state);
+            }
+            (Some(state), cmd) => state.handle(&self.env, cmd, turn),
+            (None, cmd) => {
+                let error = match &self.broken {
+                    Some(e) => format!("room {} is unavailable: {e}", self.env.id),
+                    None => format!("no room {}", self.env.id),
+                };
+                refuse(&self.env, cmd, &error, turn);
+            }
+        }
+    }
+
+    /// Stores the turn's writes (one flush), then applies its effects.
+    async fn commit(&mut self, mut turn: Turn) {
+        if turn.meta_dirty {
+            if let Some(state) = &self.state {
+                repo::write::meta(&mut turn.ops, &state.meta);
+            }
+        }
+        if !turn.ops.is_empty() {
+            let store = &self.env.ctx.store;
+            let stored = match store.apply(std::mem::take(&mut turn.ops)) {
+                Ok(()) => store.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = stored {
+                self.fail_turn(turn, &e);
+                return;
+            }
+        }
+        if let Some(state) = &self.state {
+            let mut dir = self.env.ctx.dir_mut();
+            for op in turn.dir.drain(..) {
+                match op {
+                    DirOp::Member(user, member) => dir.set_member(&self.env.id, &user, member),
+                }
+            }
+            if turn.meta_dirty {
+                dir.set_counters(&self.env.id, state.meta.head, state.meta.msg_count);
+            }
+        }
+        for (user, seq) in turn.receipts {
+            self.receipts.insert(user, seq);
+        }
+        self.unread_dirty |= turn.unread_changed;
+        if (!self.receipts.is_empty() || self.unread_dirty) && self.next_tick.is_none() {
+            let wait = Duration::from_millis(self.env.ctx.config.coalesce_ms);
+            self.next_tick = Some(Instant::now() + wait);
+        }
+        for out in turn.outs {
+            self.emit(out);
+        }
+    }
+
+    /// A turn whose writes could not be stored: every caller learns it,
+    /// nothing is delivered, and the room reloads what is stored.
+    fn fail_turn(&mut self, turn: Turn, e: &StoreError) {
+        tracing::error!(room = %self.env.id, error = %e, "cannot store a turn");
+        let error = format!("not stored: {e}");
+        for out in turn.outs {
+            match out {
+                Out::Receipt(mailbox, id, _) => {
+                    let mut headers = Headers::new();
+                    headers.push("x-error", error.clone());
+                    mailbox.receipt(id, headers);
+                }
+                Out::Reply { to, command, .. } => {
+                    to.error(&*self.env.ctx.services, command, &error)
+                }
+                _ => {}
+            }
+        }
+        self.load();
+        if self.state.is_none() {
+            self.env.ctx.dir_mut().remove_room(&self.env.id);
+        }
+    }
+
+    fn emit(&mut self, out: Out) {
+        let services = &*self.env.ctx.services;
+        let inbox = &self.env.ctx.config.inbox;
+        match out {
+            Out::Live(message) => {
+                self.subs
+                    .retain(|s| s.mailbox.deliver(s.id.clone(), Arc::clone(&message)));
+            }
+            Out::Receipt(mailbox, id, headers) => {
+                mailbox.receipt(id, headers);
+            }
+            Out::Reply {
+                to,
+                event,
+                command,
+                mut headers,
+                body,
+            } => {
+                if !headers.contains("x-room") {
+                    headers.push("x-room", self.env.id.clone());
+                }
+                to.send(services, event, command, headers, body);
+            }
+            Out::Forward(to, message) => to.forward(services, message),
+            Out::Notify(user, headers, body) => notify(services, &user, inbox, headers, body),
+            Out::Deliver(sub, message) => {
+                sub.mailbox.deliver_reliably(sub.id, message);
+            }
+            Out::Attach(sub, receipts) => {
+                if receipts {
+                    self.receipt_subs.push(sub);
+                } else {
+                    self.subs.push(sub);
+                }
+            }
+            Out::Detach(session, id) => {
+                let keep = |s: &Sub| !(s.session_id == session && s.id == id);
+                self.subs.retain(keep);
+                self.receipt_subs.retain(keep);
+            }
+            Out::Evict(user) => {
+                self.subs.retain(|s| s.user != user);
+                self.receipt_subs.retain(|s| s.user != user);
+            }
+        }
+    }
+
+    /// Publishes the gathered read markers on `/room/{id}/receipts` and
+    /// pushes changed unread counts to the members' inboxes.
+    fn publish_coalesced(&mut self) {
+        self.next_tick = None;
+        let Some(state) = &self.state else {
+            self.receipts.clear();
+            self.unread_dirty = false;
+            return;
+        };
+        if !self.receipts.is_empty() {
+            let markers = std::mem::take(&mut self.receipts);
+            let message = Arc::new(receipts_message(&self.env, &state.meta, &markers));
+            self.receipt_subs
+                .retain(|s| s.mailbox.deliver(s.id.clone(), Arc::clone(&message)));
+        }
+        if std::mem::take(&mut self.unread_dirty) {
+            let services = &*self.env.ctx.services;
+            let inbox = &self.env.ctx.config.inbox;
+            for (user, member) in &state.members {
+                if !member.role.is_member() {
+                    continue;
+                }
+                let unread = state.meta.msg_count.saturating_sub(member.read_index);
+                if self.pushed_unread.get(user) == Some(&unread) {
+                    continue;
+                }
+                self.pushed_unread.insert(user.clone(), unread);
+                let headers = unread_headers(&self.env.id, &state.meta, member);
+                notify(services, user, inbox, headers, Bytes::new());
+            }
+        }
+    }
+}
+
+/// The inbox notice of a member's unread count in a room.
+pub fn unread_headers(room: &str, meta: &RoomMeta, member: &Member) -> Headers {
+    let mut headers = Headers::new();
+    headers.push("x-event", "unread");
+    headers.push("x-room", room.to_owned());
+    headers.push(
+        "x-unread",
+        meta.msg_count.saturating_sub(member.read_index).to_string(),
+    );
+    headers.push("x-read-seq", member.read_seq.to_string());
+    headers.push("x-head-seq", meta.head.to_string());
+    headers
+}
+
+/// A `receipts` event: the markers as a JSON object `{user: seq}`.
+pub fn receipts_message(env: &Env, meta: &RoomMeta, markers: &BTreeMap<String, u64>) -> Message {
+    let mut headers = Headers::new();
+    headers.push("x-event", "receipts");
+    headers.push("x-room", env.id.clone());
+    headers.push("x-epoch", meta.epoch.clone());
+    headers.push("content-type", "application/json");
+    let body = serde_json::to_vec(markers).unwrap_or_default();
+    Message::new(
+        ByteString::from(format!("{}/receipts", env.dest)),
+        headers,
+        Bytes::from(body),
+    )
+}
+
+/// Answers a command for a room that is not there.
+fn refuse(env: &Env, cmd: Cmd, error: &str, turn: &mut Turn) {
+    let (caller, command) = match cmd {
+        Cmd::Init(_, c) => (c, "create"),
+        Cmd::Post { caller, .. } => (caller, "post"),
+        Cmd::Join(c) => (c, "join"),
+        Cmd::Leave(c) => (c, "leave"),
+        Cmd::Invite(c, _) => (c, "invite"),
+        Cmd::Kick(c, _) => (c, "kick"),
+        Cmd::Read(c, ..) => (c, "read"),
+        Cmd::History(c, _) => (c, "history"),
+        Cmd::Info(c) => (c, "info"),
+        Cmd::Subscribe { sub, .. } => {
+            turn.outs
+                .push(Out::Deliver(sub, Arc::new(denied(&env.dest, error))));
+            return;
+        }
+        Cmd::Unsubscribe { session_id, id } => {
+            turn.outs.push(Out::Detach(session_id, id));
+            return;
+        }
+    };
+    turn.fail(&caller, command, error);
+}
+
+/// The one MESSAGE a refused subscription gets.
+pub fn denied(destination: &ByteString, error: &str) -> Message {
+    let mut headers = Headers::new();
+    headers.push("x-event", "denied");
+    headers.push("x-error", error.to_owned());
+    Message::new(destination.clone(), headers, Bytes::new())
+}
+
+/// Every member of `members`, sorted, as `[{user, role, read_seq}]`.
+pub fn members_json(members: &HashMap<String, Member>) -> serde_json::Value {
+    let sorted: BTreeMap<_, _> = members.iter().collect();
+    serde_json::Value::Array(
+        sorted
+            .into_iter()
+            .map(|(user, m)| {
+                serde_json::json!({
+                    "user": user,
+                    "role": m.role.as_str(),
+                    "read_seq": m.shown_seq,
+                })
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,482 @@
+//! The [`Plugin`] implementation: checks what can be checked at once
+//! (identity, destination, membership), answers the directory queries
+//! (`/rooms/create`, `/rooms/list`) and queues the rest for the room
+//! tasks. Hooks never wait.
+
+use crate::dest::{self, Target, Verb};
+use crate::directory::{Directory, RoomSummary};
+use crate::record::{Member, Role, RoomKind, RoomMeta};
+use crate::reply::{notify, ReplyTo};
+use crate::repo::{self, StoredRoom};
+use crate::rooms::{Caller, Cmd, Ctx, HistoryQuery, Sub};
+use crate::state::now_ms;
+use crate::store::{KvStore, MemoryStore, SledStore};
+use crate::{replay, timeline, ChatPlugin};
+use bytes::Bytes;
+use bytestring::ByteString;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use stompede_codec::Headers;
+use stompede_plugin::{
+    OwnedSend, OwnedSubscribe, Plugin, ReceiptTiming, Refusal, Services, SessionInfo,
+};
+
+/// Which room each owned subscription is on, per `(session, id)`.
+pub type OwnedSubs = Mutex<HashMap<(u64, ByteString), String>>;
+
+static COUNTER: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique token, for room ids and epochs.
+fn unique() -> String {
+    format!(
+        "{:x}{:x}",
+        now_ms(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn owned_subs(
+    plugin: &ChatPlugin,
+) -> std::sync::MutexGuard<'_, HashMap<(u64, ByteString), String>> {
+    plugin.owned_subs.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn number(headers: &Headers, name: &str) -> Result<Option<u64>, String> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| format!("{name} must be a non-negative integer, not {v:?}"))
+        })
+        .transpose()
+}
+
+fn summary_json(r: &RoomSummary) -> serde_json::Value {
+    serde_json::json!({
+        "room": r.id,
+        "kind": r.kind.as_str(),
+        "name": r.name,
+        "role": r.role.as_str(),
+        "head": r.head,
+        "read_seq": r.read_seq,
+        "unread": r.unread,
+    })
+}
+
+impl ChatPlugin {
+    fn ctx(&self) -> Result<&Arc<Ctx>, Refusal> {
+        self.ctx
+            .get()
+            .ok_or_else(|| Refusal::new("the chat plugin has not started"))
+    }
+
+    /// A refusal about chat rules: soft unless `strict`.
+    fn refuse(&self, message: impl Into<String>) -> Refusal {
+        if self.config.strict {
+            Refusal::new(message)
+        } else {
+            Refusal::soft(message)
+        }
+    }
+
+    fn user<'a>(&self, session: &'a SessionInfo) -> Result<&'a str, Refusal> {
+        match session.user.as_deref() {
+            Some(user) if !user.is_empty() && !user.contains('\0') => Ok(user),
+            _ => Err(self.refuse("chat needs an authenticated user")),
+        }
+    }
+
+    fn text<'h>(&self, headers: &'h Headers, name: &str) -> Result<Option<&'h str>, Refusal> {
+        match headers.get(name) {
+            Some(v) if v.len() > self.config.max_text || v.contains('\0') => {
+                Err(self.refuse(format!(
+                    "{name} is longer than {} bytes or has NUL",
+                    self.config.max_text
+                )))
+            }
+            Some("") => Ok(None),
+            other => Ok(other),
+        }
+    }
+
+    fn dispatch(&self, ctx: &Arc<Ctx>, room: &str, cmd: Cmd) -> Result<ReceiptTiming, Refusal> {
+        ctx.dispatch(room, cmd).map_err(|e| self.refuse(e))?;
+        Ok(ReceiptTiming::Later)
+    }
+
+    /// Answers at once (RECEIPT with `headers`, reply MESSAGE with `body`).
+    fn answer(
+        &self,
+        ctx: &Ctx,
+        caller: &Caller,
+        command: &str,
+        headers: Headers,
+        body: serde_json::Value,
+    ) -> ReceiptTiming {
+        if let Some(id) = &caller.receipt {
+            caller.mailbox.receipt(id.clone(), headers.clone());
+        }
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        caller
+            .reply
+            .send(&*ctx.services, "reply", command, headers, body);
+        ReceiptTiming::Later
+    }
+
+    fn create(
+        &self,
+        ctx: &Arc<Ctx>,
+        caller: Caller,
+        headers: &Headers,
+    ) -> Result<ReceiptTiming, Refusal> {
+        let user = caller.user.clone();
+        let name = self.text(headers, "x-name")?;
+        let (id, kind, members) = match headers.get("x-kind").unwrap_or("group") {
+            "direct" => {
+                let peer = self
+                    .text(headers, "x-with")?
+                    .ok_or_else(|| self.refuse("a direct room needs x-with (the other user)"))?;
+                if peer == user || peer.contains('\0') {
+                    return Err(self.refuse("a direct room needs another user"));
+                }
+                let id = dest::direct_room_id(&user, peer);
+                let members = vec![
+                    (user.clone(), Member::new(Role::Member)),
+                    (peer.to_owned(), Member::new(Role::Member)),
+                ];
+                (id, RoomKind::Direct, members)
+            }
+            "group" => {
+                let id = match self.text(headers, "x-room-id")? {
+                    Some(id) => {
+                        dest::check_room_id(id).map_err(|e| self.refuse(e))?;
+                        if id.starts_with("dm~") {
+                            return Err(self.refuse("room ids starting with dm~ are direct rooms"));
+                        }
+                        id.to_owned()
+                    }
+                    None => format!("g-{}", unique()),
+                };
+                let mut members = vec![(user.clone(), Member::new(Role::Owner))];
+                for invitee in headers.get("x-invite").unwrap_or("").split(',') {
+                    let invitee = invitee.trim();
+                    if !invitee.is_empty()
+                        && invitee != user
+                        && !invitee.contains('\0')
+                        && !members.iter().any(|(u, _)| u == invitee)
+                    {
+                        members.push((invitee.to_owned(), Member::new(Role::Invited)));
+                    }
+                }
+                (id, RoomKind::Group, members)
+            }
+            other => return Err(self.refuse(format!("x-kind is group or direct, not {other:?}"))),
+        };
+        let mut dir = ctx.dir_mut();
+        if let Some(role) = dir.role(&id, &user) {
+            drop(dir);
+            if kind == RoomKind::Direct && role == Role::Invited {
+                // Created before and left since: come back.
+                return self.dispatch(ctx, &id, Cmd::Join(caller));
+            }
+            if kind == RoomKind::Group {
+                return Err(self.refuse(format!("room {id} exists")));
+            }
+            let h: Headers = [("x-room", id.as_str()), ("x-created", "false")]
+                .into_iter()
+                .collect();
+            let body = serde_json::json!({ "room": id, "created": false });
+            return Ok(self.answer(ctx, &caller, "create", h, body));
+        }
+        if dir.room(&id).is_some() {
+            return Err(self.refuse(format!("room {id} exists")));
+        }
+        let meta = RoomMeta {
+            id: id.clone(),
+            kind,
+            name: name.unwrap_or(&id).to_owned(),
+            public: kind == RoomKind::Group && headers.get("x-public") == Some("true"),
+            epoch: unique(),
+            created_at: now_ms(),
+            created_by: user,
+            head: 0,
+            msg_count: 0,
+        };
+        dir.insert_room(&meta, members.clone());
+        drop(dir);
+        let room = StoredRoom { meta, members };
+        ctx.dispatch(&id, Cmd::Init(Box::new(room), caller))
+            .map_err(|e| {
+                ctx.dir_mut().remove_room(&id);
+                self.refuse(e)
+            })?;
+        Ok(ReceiptTiming::Later)
+    }
+
+    fn list(
+        &self,
+        ctx: &Ctx,
+        caller: &Caller,
+        headers: &Headers,
+    ) -> Result<ReceiptTiming, Refusal> {
+        let limit = number(headers, "x-limit")
+            .map_err(|e| self.refuse(e))?
+            .map_or(50, |n| usize::try_from(n).unwrap_or(usize::MAX))
+            .clamp(1, self.config.max_rooms_page);
+        let after = headers.get("x-after");
+        let (page, next) = ctx.dir().rooms_of(&caller.user, after, limit);
+        let mut h = Headers::new();
+        h.push("x-count", page.len().to_string());
+        if let Some(next) = &next {
+            h.push("x-next", next.clone());
+        }
+        h.push("content-type", "application/json");
+        let body = serde_json::json!({
+            "rooms": page.iter().map(summary_json).collect::<Vec<_>>(),
+            "next": next,
+        });
+        Ok(self.answer(ctx, caller, "list", h, body))
+    }
+
+    fn room_command(
+        &self,
+        ctx: &Arc<Ctx>,
+        caller: Caller,
+        room: &str,
+        verb: Verb,
+        headers: &Headers,
+    ) -> Result<ReceiptTiming, Refusal> {
+        if ctx.dir().room(room).is_none() {
+            return Err(self.refuse(format!("no room {room}")));
+        }
+        let user_arg = || {
+            self.text(headers, "x-user")?
+                .map(str::to_owned)
+                .ok_or_else(|| self.refuse(format!("{} needs x-user", verb.as_str())))
+        };
+        let cmd = match verb {
+            Verb::Join => Cmd::Join(caller),
+            Verb::Leave => Cmd::Leave(caller),
+            Verb::Invite => Cmd::Invite(caller, user_arg()?),
+            Verb::Kick => Cmd::Kick(caller, user_arg()?),
+            Verb::Read => {
+                let seq = number(headers, "x-seq")
+                    .map_err(|e| self.refuse(e))?
+                    .ok_or_else(|| self.refuse("read needs x-seq"))?;
+                Cmd::Read(caller, seq, headers.get("x-private") == Some("true"))
+            }
+            Verb::History => {
+                let n = |name| number(headers, name).map_err(|e| self.refuse(e));
+                let limit = n("x-limit")?
+                    .map_or(self.config.default_history_page, |l| {
+                        usize::try_from(l).unwrap_or(usize::MAX)
+                    })
+                    .clamp(1, self.config.max_history_page);
+                Cmd::History(
+                    caller,
+                    HistoryQuery {
+                        before: n("x-before-seq")?,
+                        after: n("x-after-seq")?,
+                        limit,
+                    },
+                )
+            }
+            Verb::Info => Cmd::Info(caller),
+            Verb::Receipts => {
+                return Err(self.refuse(format!("SUBSCRIBE to {room}/receipts; it takes no SEND")))
+            }
+        };
+        self.dispatch(ctx, room, cmd)
+    }
+
+    /// Sends the user's unread counts to their inbox once the broker has
+    /// attached the inbox subscription.
+    fn schedule_snapshot(&self, ctx: &Arc<Ctx>, user: &str) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let ctx = Arc::clone(ctx);
+        let user = user.to_owned();
+        let delay = std::time::Duration::from_millis(self.config.inbox_snapshot_delay_ms);
+        runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let (headers, body) = snapshot(&ctx.dir(), &user);
+            notify(&*ctx.services, &user, &ctx.config.inbox, headers, body);
+        });
+    }
+}
+
+/// The inbox snapshot: every room's unread count.
+fn snapshot(dir: &Directory, user: &str) -> (Headers, Bytes) {
+    let rooms = dir.unread_of(user);
+    let total: u64 = rooms.iter().map(|(_, unread, _)| unread).sum();
+    let body = serde_json::json!({
+        "rooms": rooms
+            .iter()
+            .map(|(room, unread, read_seq)| {
+                serde_json::json!({ "room": room, "unread": unread, "read_seq": read_seq })
+            })
+            .collect::<Vec<_>>(),
+    });
+    let mut h = Headers::new();
+    h.push("x-event", "unread-snapshot");
+    h.push("x-total-unread", total.to_string());
+    h.push("content-type", "application/json");
+    (
+        h,
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+    )
+}
+
+impl Plugin for ChatPlugin {
+    fn name(&self) -> &str {
+        "chat"
+    }
+
+    fn start(&self, services: Arc<dyn Services>) -> Result<(), String> {
+        self.config.validate()?;
+        let store: Arc<dyn KvStore> = match services.data_dir("chat") {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                Arc::new(SledStore::open(&dir).map_err(|e| e.to_string())?)
+            }
+            None => Arc::new(MemoryStore::default()),
+        };
+        let rooms = repo::load_rooms(&*store).map_err(|e| e.to_string())?;
+        let dir = Directory::from_stored(rooms);
+        let ctx = Arc::new(Ctx::new(self.config.clone(), store, dir, services));
+        self.ctx
+            .set(ctx)
+            .map_err(|_| "the chat plugin was started twice".to_owned())
+    }
+
+    fn owned_prefixes(&self) -> Vec<String> {
+        vec![
+            self.config.room_prefix.clone(),
+            self.config.rooms_prefix.clone(),
+        ]
+    }
+
+    fn on_subscribe(&self, session: &SessionInfo, destination: &str) -> Result<(), Refusal> {
+        let Ok(ctx) = self.ctx() else {
+            return Ok(());
+        };
+        if let (Some(tail), Some(user)) = (destination.strip_prefix("/user/"), &session.user) {
+            if tail == self.config.inbox {
+                self.schedule_snapshot(ctx, user);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_owned_send(
+        &self,
+        session: &SessionInfo,
+        send: OwnedSend,
+    ) -> Result<ReceiptTiming, Refusal> {
+        let ctx = self.ctx()?;
+        let user = self.user(session)?;
+        let target = dest::parse(
+            &send.destination,
+            &self.config.room_prefix,
+            &self.config.rooms_prefix,
+        )
+        .map_err(|e| self.refuse(e))?;
+        let reply = ReplyTo::from_send(user, &send.headers, &self.config.inbox)
+            .map_err(|e| self.refuse(e))?;
+        let caller = Caller {
+            user: user.to_owned(),
+            mailbox: session.mailbox.clone(),
+            receipt: send.receipt.clone(),
+            reply,
+        };
+        match target {
+            Target::Create => self.create(ctx, caller, &send.headers),
+            Target::List => self.list(ctx, &caller, &send.headers),
+            Target::Room(room, verb) => self.room_command(ctx, caller, room, verb, &send.headers),
+            Target::Timeline(room) => {
+                if !ctx.dir().is_member(room, user) {
+                    return Err(self.refuse(format!("not a member of room {room}")));
+                }
+                let client_msg_id = self
+                    .text(&send.headers, "x-client-msg-id")?
+                    .map(str::to_owned);
+                let cmd = Cmd::Post {
+                    caller,
+                    headers: timeline::kept_headers(&send.headers),
+                    body: send.body,
+                    client_msg_id,
+                };
+                self.dispatch(ctx, room, cmd)
+            }
+        }
+    }
+
+    fn on_owned_subscribe(
+        &self,
+        session: &SessionInfo,
+        subscribe: OwnedSubscribe,
+    ) -> Result<(), Refusal> {
+        let ctx = self.ctx()?;
+        let user = self.user(session)?;
+        let target = dest::parse(
+            &subscribe.destination,
+            &self.config.room_prefix,
+            &self.config.rooms_prefix,
+        )
+        .map_err(|e| self.refuse(e))?;
+        let (room, receipts) = match target {
+            Target::Timeline(room) => (room, false),
+            Target::Room(room, Verb::Receipts) => (room, true),
+            _ => {
+                return Err(
+                    self.refuse(format!("{} cannot be subscribed to", subscribe.destination))
+                )
+            }
+        };
+        if !ctx.dir().is_member(room, user) {
+            return Err(self.refuse(format!("not a member of room {room}")));
+        }
+        let request = if receipts {
+            replay::Request::Nothing
+        } else {
+            replay::parse(&subscribe.headers).map_err(|e| self.refuse(e))?
+        };
+        let key = (session.session_id, subscribe.id.clone());
+        owned_subs(self).insert(key.clone(), room.to_owned());
+        let sub = Sub {
+            session_id: session.session_id,
+            id: subscribe.id,
+            user: user.to_owned(),
+            mailbox: session.mailbox.clone(),
+        };
+        let cmd = Cmd::Subscribe {
+            sub,
+            request,
+            receipts,
+        };
+        ctx.dispatch(room, cmd).map_err(|e| {
+            owned_subs(self).remove(&key);
+            self.refuse(e)
+        })
+    }
+
+    fn on_owned_unsubscribe(&self, session: &SessionInfo, subscription: &ByteString) {
+        let Ok(ctx) = self.ctx() else {
+            return;
+        };
+        let key = (session.session_id, subscription.clone());
+        if let Some(room) = owned_subs(self).remove(&key) {
+            let cmd = Cmd::Unsubscribe {
+                session_id: key.0,
+                id: key.1,
+            };
+            // A full queue: the room drops the subscription when a
+            // delivery to the closed session fails.
+            let _ = ctx.dispatch(&room, cmd);
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The chat's key layout over a [`KvStore`] and typed reads and writes.
+//!
+//! Keys (room ids and user names never contain NUL):
+//! - `m{room}` → [`RoomMeta`]
+//! - `e{room}\0{seq: u64 BE}` → [`Event`]: a room's timeline is one
+//!   contiguous, ordered key range, so a page is one range read;
+//! - `u{room}\0{user}` → [`Member`];
+//! - `d{room}\0{sender}\0{client msg id}` → seq (dedupe).
+
+use crate::record::{Event, Member, RoomMeta};
+use crate::store::{KvStore, Op, StoreError};
+
+fn key(tag: u8, room: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + room.len() + rest.len());
+    k.push(tag);
+    k.extend_from_slice(room.as_bytes());
+    k.push(0);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn meta_key(room: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + room.len());
+    k.push(b'm');
+    k.extend_from_slice(room.as_bytes());
+    k
+}
+
+fn event_key(room: &str, seq: u64) -> Vec<u8> {
+    key(b'e', room, &seq.to_be_bytes())
+}
+
+fn member_key(room: &str, user: &str) -> Vec<u8> {
+    key(b'u', room, user.as_bytes())
+}
+
+fn dedupe_key(room: &str, sender: &str, client_msg_id: &str) -> Vec<u8> {
+    let mut rest = Vec::with_capacity(sender.len() + 1 + client_msg_id.len());
+    rest.extend_from_slice(sender.as_bytes());
+    rest.push(0);
+    rest.extend_from_slice(client_msg_id.as_bytes());
+    key(b'd', room, &rest)
+}
+
+/// The end of the key range that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![u8::MAX; prefix.len() + 1]
+}
+
+fn damaged(what: &str) -> StoreError {
+    StoreError(format!("damaged {what} record"))
+}
+
+/// Writes: each adds to a batch that is applied atomically.
+pub mod write {
+    use super::*;
+
+    /// Stores a room's description.
+    pub fn meta(ops: &mut Vec<Op>, meta: &RoomMeta) {
+        ops.push(Op::Put(meta_key(&meta.id), meta.encode()));
+    }
+
+    /// Stores an event.
+    pub fn event(ops: &mut Vec<Op>, room: &str, event: &Event) {
+        ops.push(Op::Put(event_key(room, event.seq), event.encode()));
+        if let Some(id) = &event.client_msg_id {
+            ops.push(Op::Put(
+                dedupe_key(room, &event.sender, id),
+                event.seq.to_be_bytes().to_vec(),
+            ));
+        }
+    }
+
+    /// Stores a member's state, or removes the member.
+    pub fn member(ops: &mut Vec<Op>, room: &str, user: &str, member: Option<&Member>) {
+        let k = member_key(room, user);
+        ops.push(match member {
+            Some(m) => Op::Put(k, m.encode()),
+            None => Op::Delete(k),
+        });
+    }
+}
+
+/// A room as loaded from storage.
+#[derive(Debug, Clone)]
+pub struct StoredRoom {
+    /// Its description and counters.
+    pub meta: RoomMeta,
+    /// Its members and invitees.
+    pub members: Vec<(String, Member)>,
+}
+
+/// Every room, for the directory at start.
+pub fn load_rooms(store: &dyn KvStore) -> Result<Vec<StoredRoom>, StoreError> {
+    let mut rooms = Vec::new();
+    let mut start = b"m".to_vec();
+    let end = b"n".to_vec();
+    loop {
+        let page = store.range(&start, &end, false, 1024)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        let mut next = last.clone();
+        next.push(0);
+        for (_, value) in page {
+            let meta = RoomMeta::decode(&value).ok_or_else(|| damaged("room"))?;
+            let members = load_members(store, &meta.id)?;
+            rooms.push(StoredRoom { meta, members });
+        }
+        start = next;
+    }
+    Ok(rooms)
+}
+
+/// One room, if it exists.
+pub fn load_room(store: &dyn KvStore, room: &str) -> Result<Option<StoredRoom>, StoreError> {
+    let Some(bytes) = store.get(&meta_key(room))? else {
+        return Ok(None);
+    };
+    let meta = RoomMeta::decode(&bytes).ok_or_else(|| damaged("room"))?;
+    let members = load_members(store, room)?;
+    Ok(Some(StoredRoom { meta, members }))
+}
+
+fn load_members(store: &dyn KvStore, room: &str) -> Result<Vec<(String, Member)>, StoreError> {
+    let prefix = key(b'u', room, b"");
+    let end = prefix_end(&prefix);
+    let mut out = Vec::new();
+    let mut start = prefix.clone();
+    loop {
+        let page = store.range(&start, &end, false, 4096)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        let mut next = last.clone();
+        next.push(0);
+        for (k, v) in page {
+            let user =
+                String::from_utf8(k[prefix.len()..].to_vec()).map_err(|_| damaged("member key"))?;
+            out.push((user, Member::decode(&v).ok_or_else(|| damaged("member"))?));
+        }
+        start = next;
+    }
+    Ok(out)
+}
+
+/// Up to `limit` events with `from <= seq <= to`, ascending, or
+/// descending (the newest first) with `reverse`.
+pub fn events(
+    store: &dyn KvStore,
+    room: &str,
+    from: u64,
+    to: u64,
+    reverse: bool,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    if from > to || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let start = event_key(room, from);
+    let end = match to.checked_add(1) {
+        Some(after) => event_key(room, after),
+        None => prefix_end(&key(b'e', room, b"")),
+    };
+    store
+        .range(&start, &end, reverse, limit)?
+        .into_iter()
+        .map(|(_, v)| Event::decode(&v).ok_or_else(|| damaged("event")))
+        .collect()
+}
+
+/// One event.
+pub fn event(store: &dyn KvStore, room: &str, seq: u64) -> Result<Option<Event>, StoreError> {
+    match store.get(&event_key(room, seq))? {
+        Some(v) => Event::decode(&v).map(Some).ok_or_else(|| damaged("event")),
+        None => Ok(None),
+    }
+}
+
+/// The oldest stored sequence number of a room (`None`: no events).
+pub fn first_seq(store: &dyn KvStore, room: &str) -> Result<Option<u64>, StoreError> {
+    let prefix = key(b'e', room, b"");
+    let end = prefix_end(&prefix);
+    Ok(store
+        .range(&prefix, &end, false, 1)?
+        .first()
+        .and_then(|(k, _)| k[prefix.len()..].try_into().ok())
+        .map(u64::from_be_bytes))
+}
+
+/// The first sequence number in `low..=head` whose event is at or after
+/// `ts` (ms), by binary search (timestamps never decrease); `head + 1` if
+/// none.
+pub fn seq_at_time(
+    store: &dyn KvStore,
+    room: &str,
+    low: u64,
+    head: u64,
+    ts: u64,
+) -> Result<u64, StoreError> {
+    let (mut lo, mut hi) = (low, head.saturating_add(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        // A missing event (never expected inside low..=head) counts as old.
+        let at = event(store, room, mid)?.map_or(0, |e| e.ts);
+        if at < ts {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// The sequence number an earlier post with this client message id got.
+pub fn deduped(
+    store: &dyn KvStore,
+    room: &str,
+    sender: &str,
+    client_msg_id: &str,
+) -> Result<Option<u64>, StoreError> {
+    Ok(store
+        .get(&dedupe_key(room, sender, client_msg_id))?
+        .and_then(|v| v.try_into().ok())
+        .map(u64::from_be_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{EventKind, Role, RoomKind};
+    use crate::store::MemoryStore;
+    use bytes::Bytes;
+
+    fn ev(seq: u64, ts: u64) -> Event {
+        Event {
+            seq,
+            ts,
+            kind: EventKind::Message,
+            sender: "a".into(),
+            target: None,
+            client_msg_id: Some(format!("c{seq}")),
+            msg_index: seq,
+            headers: vec![],
+            body: Bytes::from(format!("m{seq}")),
+        }
+    }
+
+    #[test]
+    fn rooms_events_members_and_dedupe() {
+        let store = MemoryStore::default();
+        let mut ops = Vec::new();
+        for room in ["r", "r2", "rr"] {
+            write::meta(
+                &mut ops,
+                &RoomMeta {
+                    id: room.into(),
+                    kind: RoomKind::Group,
+                    name: room.into(),
+                    public: false,
+                    epoch: "e".into(),
+                    created_at: 0,
+                    created_by: "a".into(),
+                    head: 0,
+                    msg_count: 0,
+                },
+            );
+            write::member(&mut ops, room, "a", Some(&Member::new(Role::Owner)));
+        }
+        for seq in 1..=300 {
+            write::event(&mut ops, "r", &ev(seq, 1000 + seq * 10));
+            write::event(&mut ops, "rr", &ev(seq, 0));
+        }
+        store.apply(ops).expect("apply");
+
+        let rooms = load_rooms(&store).expect("rooms");
+        assert_eq!(rooms.len(), 3);
+        assert!(rooms.iter().all(|r| r.members.len() == 1));
+        let page = events(&store, "r", 101, 300, true, 50).expect("page");
+        assert_eq!(page.first().map(|e| e.seq), Some(300));
+        assert_eq!(page.last().map(|e| e.seq), Some(251));
+        let page = events(&store, "r", 290, u64::MAX, false, 50).expect("page");
+        assert_eq!(page.len(), 11);
+        assert_eq!(first_seq(&store, "r").expect("first"), Some(1));
+        assert_eq!(first_seq(&store, "r2").expect("first"), None);
+        assert_eq!(seq_at_time(&store, "r", 1, 300, 1055).expect("ts"), 6);
+        assert_eq!(seq_at_time(&store, "r", 1, 300, 0).expect("ts"), 1);
+        assert_eq!(seq_at_time(&store, "r", 1, 300, 99_999).expect("ts"), 301);
+        assert_eq!(deduped(&store, "r", "a", "c42").expect("dedupe"), Some(42));
+        assert_eq!(deduped(&store, "r", "b", "c42").expect("dedupe"), None);
+        assert!(load_room(&store, "nope").expect("load").is_none());
+    }
+}

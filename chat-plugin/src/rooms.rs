@@ -1,0 +1,204 @@
+//! The running rooms: one task per active room, reached through a bounded
+//! channel, started on first use and stopped when idle.
+
+use crate::actor;
+use crate::config::ChatConfig;
+use crate::directory::Directory;
+use crate::replay;
+use crate::reply::ReplyTo;
+use crate::repo::StoredRoom;
+use crate::store::KvStore;
+use bytes::Bytes;
+use bytestring::ByteString;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use stompede_plugin::{Mailbox, Services};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+/// Who asked for a command, and where its answers go.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The authenticated user.
+    pub user: String,
+    /// The session's mailbox (for the RECEIPT).
+    pub mailbox: Mailbox,
+    /// The SEND's `receipt`, answered once the command is done.
+    pub receipt: Option<ByteString>,
+    /// Where replies go.
+    pub reply: ReplyTo,
+}
+
+/// A live subscription to a room.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    /// The session.
+    pub session_id: u64,
+    /// The subscription id.
+    pub id: ByteString,
+    /// The session's user.
+    pub user: String,
+    /// The session's mailbox.
+    pub mailbox: Mailbox,
+}
+
+/// Which history page `/room/{id}/history` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Events before this sequence number (paging backwards).
+    pub before: Option<u64>,
+    /// Events after this sequence number (paging forwards).
+    pub after: Option<u64>,
+    /// The page size.
+    pub limit: usize,
+}
+
+/// A command for a room's task.
+#[derive(Debug)]
+pub enum Cmd {
+    /// Store a new room (from `/rooms/create`).
+    Init(Box<StoredRoom>, Caller),
+    /// Post to the timeline.
+    Post {
+        /// Who posts.
+        caller: Caller,
+        /// The client headers kept with the post.
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: Bytes,
+        /// The idempotency key.
+        client_msg_id: Option<String>,
+    },
+    /// Join.
+    Join(Caller),
+    /// Leave.
+    Leave(Caller),
+    /// Invite a user.
+    Invite(Caller, String),
+    /// Remove a member.
+    Kick(Caller, String),
+    /// Move the read marker (`true`: private, not published).
+    Read(Caller, u64, bool),
+    /// A history page.
+    History(Caller, HistoryQuery),
+    /// The room's description.
+    Info(Caller),
+    /// Attach a subscription after its replay (`receipts`: the receipts
+    /// destination, not the timeline).
+    Subscribe {
+        /// The subscription.
+        sub: Sub,
+        /// What to replay first.
+        request: replay::Request,
+        /// Whether it is `/room/{id}/receipts`.
+        receipts: bool,
+    },
+    /// Detach a subscription.
+    Unsubscribe {
+        /// The session.
+        session_id: u64,
+        /// The subscription id.
+        id: ByteString,
+    },
+}
+
+impl Cmd {
+    /// Commands that change who receives live messages start a turn of
+    /// their own, so that a turn's live messages reach exactly the
+    /// subscribers attached when they were stored.
+    pub fn is_barrier(&self) -> bool {
+        matches!(self, Cmd::Subscribe { .. })
+    }
+}
+
+/// What the plugin shares with its room tasks.
+pub struct Ctx {
+    /// The configuration.
+    pub config: ChatConfig,
+    /// Where rooms are stored.
+    pub store: Arc<dyn KvStore>,
+    /// Who is in which room.
+    pub dir: RwLock<Directory>,
+    /// The broker.
+    pub services: Arc<dyn Services>,
+    /// The running room tasks.
+    running: Mutex<HashMap<String, mpsc::Sender<Cmd>>>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("config", &self.config).finish()
+    }
+}
+
+impl Ctx {
+    /// A context over `store`, whose rooms are listed in `dir`.
+    pub fn new(
+        config: ChatConfig,
+        store: Arc<dyn KvStore>,
+        dir: Directory,
+        services: Arc<dyn Services>,
+    ) -> Ctx {
+        Ctx {
+            config,
+            store,
+            dir: RwLock::new(dir),
+            services,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory, for reading.
+    pub fn dir(&self) -> RwLockReadGuard<'_, Directory> {
+        self.dir.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The directory, for changing.
+    pub fn dir_mut(&self) -> RwLockWriteGuard<'_, Directory> {
+        self.dir.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn running(&self) -> MutexGuard<'_, HashMap<String, mpsc::Sender<Cmd>>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `cmd` for `room`'s task, starting the task if needed. Never
+    /// waits: a full queue refuses the command.
+    pub fn dispatch(self: &Arc<Self>, room: &str, cmd: Cmd) -> Result<(), String> {
+        let mut running = self.running();
+        let cmd = match running.get(room) {
+            Some(tx) => match tx.try_send(cmd) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(_)) => return Err(format!("room {room} is busy")),
+                Err(TrySendError::Closed(cmd)) => cmd,
+            },
+            None => cmd,
+        };
+        let (tx, rx) = mpsc::channel(self.config.room_queue);
+        tx.try_send(cmd)
+            .map_err(|_| format!("room {room} could not start"))?;
+        running.insert(room.to_owned(), tx);
+        tokio::spawn(actor::run(Arc::clone(self), room.to_owned(), rx));
+        Ok(())
+    }
+
+    /// Called by an idle room task: it stops (true) unless a command is
+    /// waiting. Holding the lock that senders take makes this race-free.
+    pub fn retire(&self, room: &str, rx: &mpsc::Receiver<Cmd>) -> bool {
+        let mut running = self.running();
+        if !rx.is_empty() {
+            return false;
+        }
+        running.remove(room);
+        true
+    }
+
+    /// Stops every room task (each finishes its turn, then ends).
+    pub fn stop_all(&self) {
+        self.running().clear();
+    }
+
+    /// How many room tasks run.
+    pub fn running_rooms(&self) -> usize {
+        self.running().len()
+    }
+}

@@ -1,0 +1,662 @@
+//! A loaded room and the rules of its commands: membership, posting with
+//! dedupe, read markers, history pages and replay on SUBSCRIBE. Handlers
+//! only record writes and effects in the [`Turn`]; the room task stores
+//! and applies them.
+
+use crate::actor::{denied, members_json, receipts_message, DirOp, Env, Out, Turn};
+use crate::record::{Event, EventKind, Member, Role, RoomKind, RoomMeta};
+use crate::repo::{self, StoredRoom};
+use crate::rooms::{Caller, Cmd, HistoryQuery, Sub};
+use crate::store::StoreError;
+use crate::{replay, timeline};
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use stompede_codec::Headers;
+use stompede_plugin::Message;
+
+/// Recent client message ids kept in memory before the store is asked.
+const RECENT_IDS: usize = 50_000;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A room in its task.
+#[derive(Debug)]
+pub struct State {
+    /// Description and counters.
+    pub meta: RoomMeta,
+    /// Members and invitees.
+    pub members: HashMap<String, Member>,
+    /// The oldest stored sequence number (`head + 1` when none).
+    pub low: u64,
+    /// The newest event's time (timestamps never go back).
+    last_ts: u64,
+    /// `(sender, client msg id) → seq` of recent posts.
+    recent: HashMap<(String, String), u64>,
+}
+
+fn headers(pairs: &[(&'static str, String)]) -> Headers {
+    pairs.iter().map(|(n, v)| (*n, v.clone())).collect()
+}
+
+fn json(value: serde_json::Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+}
+
+impl State {
+    /// The stored room, if there is one.
+    pub fn load(env: &Env) -> Result<Option<State>, StoreError> {
+        let store = &*env.ctx.store;
+        let Some(stored) = repo::load_room(store, &env.id)? else {
+            return Ok(None);
+        };
+        let meta = stored.meta;
+        let low = repo::first_seq(store, &env.id)?.unwrap_or(meta.head + 1);
+        let last_ts = match meta.head {
+            0 => 0,
+            head => repo::event(store, &env.id, head)?.map_or(0, |e| e.ts),
+        };
+        Ok(Some(State {
+            meta,
+            members: stored.members.into_iter().collect(),
+            low,
+            last_ts,
+            recent: HashMap::new(),
+        }))
+    }
+
+    /// A new room: its `create` event, then a `join` (or `invite`) event
+    /// for each initial member.
+    pub fn create(env: &Env, room: StoredRoom, caller: &Caller, turn: &mut Turn) -> State {
+        let mut state = State {
+            meta: room.meta,
+            members: HashMap::new(),
+            low: 1,
+            last_ts: 0,
+            recent: HashMap::new(),
+        };
+        let body = json(serde_json::json!({
+            "name": state.meta.name,
+            "kind": state.meta.kind.as_str(),
+            "public": state.meta.public,
+        }));
+        let creator = caller.user.clone();
+        state.append(
+            env,
+            turn,
+            EventKind::Create,
+            &creator,
+            None,
+            None,
+            Vec::new(),
+            body,
+        );
+        // Everyone starts having read the room's opening events.
+        let opened = state.meta.head + room.members.len() as u64;
+        for (user, mut member) in room.members {
+            member.read_seq = opened;
+            member.shown_seq = opened;
+            let kind = if member.role.is_member() {
+                EventKind::Join
+            } else {
+                EventKind::Invite
+            };
+            state.set_member(env, turn, &user, Some(member));
+            state.append(
+                env,
+                turn,
+                kind,
+                &creator,
+                Some(user.clone()),
+                None,
+                Vec::new(),
+                Bytes::new(),
+            );
+            if user != creator {
+                let event = if member.role.is_member() {
+                    "added"
+                } else {
+                    "invited"
+                };
+                state.notify(env, turn, &user, event, &creator);
+            }
+        }
+        let h = headers(&[
+            ("x-room", env.id.clone()),
+            ("x-seq", state.meta.head.to_string()),
+            ("x-epoch", state.meta.epoch.clone()),
+            ("x-created", "true".into()),
+        ]);
+        let body = json(serde_json::json!({ "room": env.id, "created": true }));
+        turn.ok(caller, "create", h, Some(body));
+        state
+    }
+
+    fn is_member(&self, user: &str) -> bool {
+        self.members.get(user).is_some_and(|m| m.role.is_member())
+    }
+
+    /// Stores an event and queues its live delivery.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &mut self,
+        env: &Env,
+        turn: &mut Turn,
+        kind: EventKind,
+        sender: &str,
+        target: Option<String>,
+        client_msg_id: Option<String>,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    ) -> Event {
+        self.meta.head += 1;
+        if kind == EventKind::Message {
+            self.meta.msg_count += 1;
+        }
+        self.last_ts = now_ms().max(self.last_ts);
+        if self.low > self.meta.head {
+            self.low = self.meta.head;
+        }
+        let event = Event {
+            seq: self.meta.head,
+            ts: self.last_ts,
+            kind,
+            sender: sender.to_owned(),
+            target,
+            client_msg_id,
+            msg_index: self.meta.msg_count,
+            headers,
+            body,
+        };
+        repo::write::event(&mut turn.ops, &env.id, &event);
+        turn.meta_dirty = true;
+        if let Some(id) = &event.client_msg_id {
+            if self.recent.len() >= RECENT_IDS {
+                self.recent.clear();
+            }
+            self.recent
+                .insert((event.sender.clone(), id.clone()), event.seq);
+        }
+        turn.outs.push(Out::Live(timeline::live(
+            &env.dest,
+            &env.id,
+            &self.meta.epoch,
+            &event,
+        )));
+        event
+    }
+
+    fn set_member(&mut self, env: &Env, turn: &mut Turn, user: &str, member: Option<Member>) {
+        repo::write::member(&mut turn.ops, &env.id, user, member.as_ref());
+        match member {
+            Some(m) => self.members.insert(user.to_owned(), m),
+            None => self.members.remove(user),
+        };
+        turn.dir.push(DirOp::Member(user.to_owned(), member));
+    }
+
+    /// An inbox notice about this room for `user`.
+    fn notify(&self, env: &Env, turn: &mut Turn, user: &str, event: &'static str, by: &str) {
+        let h = headers(&[
+            ("x-event", event.into()),
+            ("x-room", env.id.clone()),
+            ("x-sender", by.to_owned()),
+            ("x-kind", self.meta.kind.as_str().into()),
+            ("x-name", self.meta.name.clone()),
+        ]);
+        turn.outs
+            .push(Out::Notify(user.to_owned(), h, Bytes::new()));
+    }
+
+    /// Runs one command.
+    pub fn handle(&mut self, env: &Env, cmd: Cmd, turn: &mut Turn) {
+        match cmd {
+            Cmd::Init(_, caller) => turn.fail(&caller, "create", "the room exists"),
+            Cmd::Post {
+                caller,
+                headers,
+                body,
+                client_msg_id,
+            } => self.post(env, turn, &caller, headers, body, client_msg_id),
+            Cmd::Join(caller) => self.join(env, turn, &caller),
+            Cmd::Leave(caller) => self.leave(env, turn, &caller),
+            Cmd::Invite(caller, user) => self.invite(env, turn, &caller, &user),
+            Cmd::Kick(caller, user) => self.kick(env, turn, &caller, &user),
+            Cmd::Read(caller, seq, private) => self.read(env, turn, &caller, seq, private),
+            Cmd::History(caller, query) => self.history(env, turn, &caller, query),
+            Cmd::Info(caller) => self.info(env, turn, &caller),
+            Cmd::Subscribe {
+                sub,
+                request,
+                receipts,
+            } => self.subscribe(env, turn, sub, &request, receipts),
+            Cmd::Unsubscribe { session_id, id } => turn.outs.push(Out::Detach(session_id, id)),
+        }
+    }
+
+    fn not_member(&self, env: &Env, turn: &mut Turn, caller: &Caller, command: &'static str) {
+        turn.fail(caller, command, &format!("not a member of room {}", env.id));
+    }
+
+    fn post(
+        &mut self,
+        env: &Env,
+        turn: &mut Turn,
+        caller: &Caller,
+        client_headers: Vec<(String, String)>,
+        body: Bytes,
+        client_msg_id: Option<String>,
+    ) {
+        if !self.is_member(&caller.user) {
+            return self.not_member(env, turn, caller, "post");
+        }
+        if let Some(id) = &client_msg_id {
+            let known = match self.recent.get(&(caller.user.clone(), id.clone())) {
+                Some(seq) => Ok(Some(*seq)),
+                None => repo::deduped(&*env.ctx.store, &env.id, &caller.user, id),
+            };
+            match known {
+                Ok(Some(seq)) => {
+                    let h = headers(&[
+                        ("x-seq", seq.to_string()),
+                        ("x-epoch", self.meta.epoch.clone()),
+                        ("x-duplicate", "true".into()),
+                    ]);
+                    return turn.ok(caller, "post", h, None);
+                }
+                Ok(None) => {}
+                Err(e) => return turn.fail(caller, "post", &e.to_string()),
+            }
+        }
+        let event = self.append(
+            env,
+            turn,
+            EventKind::Message,
+            &caller.user,
+            None,
+            client_msg_id,
+            client_headers,
+            body,
+        );
+        // The sender has read what they wrote.
+        if let Some(member) = self.members.get(&caller.user).copied() {
+            let read = Member {
+                read_seq: event.seq,
+                read_index: event.msg_index,
+                shown_seq: event.seq,
+                ..member
+            };
+            self.set_member(env, turn, &caller.user, Some(read));
+        }
+        turn.unread_changed = true;
+        let h = headers(&[
+            ("x-seq", event.seq.to_string()),
+            ("x-epoch", self.meta.epoch.clone()),
+        ]);
+        turn.ok(caller, "post", h, None);
+    }
+
+    fn join(&mut self, env: &Env, turn: &mut Turn, caller: &Caller) {
+        let user = caller.user.as_str();
+        match self.members.get(user).map(|m| m.role) {
+            Some(role) if role.is_member() => {
+                let h = headers(&[
+                    ("x-seq", self.meta.head.to_string()),
+                    ("x-already", "true".into()),
+                ]);
+                return turn.ok(caller, "join", h, None);
+            }
+            Some(Role::Invited) => {}
+            None if self.meta.kind == RoomKind::Group && self.meta.public => {}
+            None => return turn.fail(caller, "join", &format!("not invited to room {}", env.id)),
+            Some(_) => {}
+        }
+        let member = Member {
+            read_seq: self.meta.head,
+            read_index: self.meta.msg_count,
+            shown_seq: self.meta.head,
+            ..Member::new(Role::Member)
+        };
+        self.set_member(env, turn, user, Some(member));
+        let event = self.append(
+            env,
+            turn,
+            EventKind::Join,
+            user,
+            None,
+            None,
+            Vec::new(),
+            Bytes::new(),
+        );
+        self.notify(env, turn, user, "joined", user);
+        let h = headers(&[
+            ("x-seq", event.seq.to_string()),
+            ("x-epoch", self.meta.epoch.clone()),
+        ]);
+        turn.ok(caller, "join", h, None);
+    }
+
+    fn leave(&mut self, env: &Env, turn: &mut Turn, caller: &Caller) {
+        let user = caller.user.as_str();
+        if !self.is_member(user) {
+            return self.not_member(env, turn, caller, "leave");
+        }
+        let event = self.append(
+            env,
+            turn,
+            EventKind::Leave,
+            user,
+            None,
+            None,
+            Vec::new(),
+            Bytes::new(),
+        );
+        // A direct room's users may come back; a group's leavers need an
+        // invite (or a public room) again.
+        let after = match self.meta.kind {
+            RoomKind::Direct => Some(Member::new(Role::Invited)),
+            RoomKind::Group => None,
+        };
+        self.set_member(env, turn, user, after);
+        turn.outs.push(Out::Evict(user.to_owned()));
+        self.notify(env, turn, user, "left", user);
+        let h = headers(&[("x-seq", event.seq.to_string())]);
+        turn.ok(caller, "leave", h, None);
+    }
+
+    fn invite(&mut self, env: &Env, turn: &mut Turn, caller: &Caller, target: &str) {
+        let Some(role) = self.members.get(&caller.user).map(|m| m.role) else {
+            return self.not_member(env, turn, caller, "invite");
+        };
+        if !role.is_member() {
+            return self.not_member(env, turn, caller, "invite");
+        }
+        if self.meta.kind == RoomKind::Direct {
+            return turn.fail(caller, "invite", "direct rooms have exactly two users");
+        }
+        if !self.meta.public && !role.moderates() {
+            return turn.fail(
+                caller,
+                "invite",
+                "only the owner and moderators invite to a private room",
+            );
+        }
+        if self.members.contains_key(target) {
+            let h = headers(&[("x-already", "true".into())]);
+            return turn.ok(caller, "invite", h, None);
+        }
+        self.set_member(env, turn, target, Some(Member::new(Role::Invited)));
+        let event = self.append(
+            env,
+            turn,
+            EventKind::Invite,
+            &caller.user,
+            Some(target.to_owned()),
+            None,
+            Vec::new(),
+            Bytes::new(),
+        );
+        self.notify(env, turn, target, "invited", &caller.user);
+        let h = headers(&[("x-seq", event.seq.to_string())]);
+        turn.ok(caller, "invite", h, None);
+    }
+
+    fn kick(&mut self, env: &Env, turn: &mut Turn, caller: &Caller, target: &str) {
+        let role = self.members.get(&caller.user).map(|m| m.role);
+        if !role.is_some_and(Role::moderates) {
+            return turn.fail(caller, "kick", "only the owner and moderators kick");
+        }
+        let Some(target_role) = self.members.get(target).map(|m| m.role) else {
+            return turn.fail(
+                caller,
+                "kick",
+                &format!("{target} is not in room {}", env.id),
+            );
+        };
+        if target == caller.user || Some(target_role) >= role {
+            return turn.fail(caller, "kick", &format!("{target} cannot be kicked"));
+        }
+        let event = self.append(
+            env,
+            turn,
+            EventKind::Kick,
+            &caller.user,
+            Some(target.to_owned()),
+            None,
+            Vec::new(),
+            Bytes::new(),
+        );
+        self.set_member(env, turn, target, None);
+        turn.outs.push(Out::Evict(target.to_owned()));
+        self.notify(env, turn, target, "kicked", &caller.user);
+        let h = headers(&[("x-seq", event.seq.to_string())]);
+        turn.ok(caller, "kick", h, None);
+    }
+
+    fn read(&mut self, env: &Env, turn: &mut Turn, caller: &Caller, seq: u64, private: bool) {
+        let Some(member) = self.members.get(&caller.user).copied() else {
+            return self.not_member(env, turn, caller, "read");
+        };
+        if !member.role.is_member() {
+            return self.not_member(env, turn, caller, "read");
+        }
+        let seq = seq.min(self.meta.head);
+        let mut next = member;
+        if seq > member.read_seq {
+            let index = if seq == self.meta.head {
+                Ok(Some(self.meta.msg_count))
+            } else {
+                repo::event(&*env.ctx.store, &env.id, seq).map(|e| e.map(|e| e.msg_index))
+            };
+            let index = match index {
+                Ok(Some(index)) => index,
+                Ok(None) => return turn.fail(caller, "read", &format!("no event {seq}")),
+                Err(e) => return turn.fail(caller, "read", &e.to_string()),
+            };
+            next.read_seq = seq;
+            next.read_index = index;
+        }
+        if !private && seq > next.shown_seq {
+            next.shown_seq = seq;
+            turn.receipts.push((caller.user.clone(), seq));
+        }
+        if next != member {
+            self.set_member(env, turn, &caller.user, Some(next));
+            turn.unread_changed = true;
+            let unread = self.meta.msg_count.saturating_sub(next.read_index);
+            let h = headers(&[
+                ("x-event", "read".into()),
+                ("x-room", env.id.clone()),
+                ("x-read-seq", next.read_seq.to_string()),
+                ("x-unread", unread.to_string()),
+                ("x-head-seq", self.meta.head.to_string()),
+            ]);
+            turn.outs
+                .push(Out::Notify(caller.user.clone(), h, Bytes::new()));
+        }
+        let unread = self.meta.msg_count.saturating_sub(next.read_index);
+        let h = headers(&[
+            ("x-read-seq", next.read_seq.to_string()),
+            ("x-unread", unread.to_string()),
+        ]);
+        turn.ok(caller, "read", h, None);
+    }
+
+    fn history(&mut self, env: &Env, turn: &mut Turn, caller: &Caller, q: HistoryQuery) {
+        if !self.is_member(&caller.user) {
+            return self.not_member(env, turn, caller, "history");
+        }
+        let (low, head) = (self.low, self.meta.head);
+        let store = &*env.ctx.store;
+        let page = match (q.after, q.before) {
+            (Some(after), _) => repo::events(
+                store,
+                &env.id,
+                after.saturating_add(1),
+                head,
+                false,
+                q.limit,
+            ),
+            (None, Some(before)) => {
+                repo::events(store, &env.id, low, before.saturating_sub(1), true, q.limit)
+            }
+            (None, None) => repo::events(store, &env.id, low, head, true, q.limit),
+        };
+        let mut page = match page {
+            Ok(page) => page,
+            Err(e) => return turn.fail(caller, "history", &e.to_string()),
+        };
+        if q.after.is_none() {
+            page.reverse();
+        }
+        let (first, last) = match (page.first(), page.last()) {
+            (Some(f), Some(l)) => (f.seq, l.seq),
+            _ => (0, 0),
+        };
+        let more = match q.after {
+            Some(_) => last != 0 && last < head,
+            None => first > low,
+        };
+        let inbox = format!("/user/{}", caller.reply.tail).into();
+        for event in &page {
+            let message = timeline::message(
+                &inbox,
+                &env.id,
+                &self.meta.epoch,
+                event,
+                Some(("x-history", "true")),
+            );
+            turn.outs.push(Out::Forward(caller.reply.clone(), message));
+        }
+        let h = headers(&[
+            ("x-count", page.len().to_string()),
+            ("x-first-seq", first.to_string()),
+            ("x-last-seq", last.to_string()),
+            ("x-has-more", more.to_string()),
+            ("x-head-seq", head.to_string()),
+            ("x-low-seq", low.to_string()),
+            ("x-epoch", self.meta.epoch.clone()),
+        ]);
+        if let Some(id) = &caller.receipt {
+            turn.outs
+                .push(Out::Receipt(caller.mailbox.clone(), id.clone(), h.clone()));
+        }
+        turn.outs.push(Out::Reply {
+            to: caller.reply.clone(),
+            event: "history-end",
+            command: "history",
+            headers: h,
+            body: Bytes::new(),
+        });
+    }
+
+    fn info(&mut self, env: &Env, turn: &mut Turn, caller: &Caller) {
+        if !self.members.contains_key(&caller.user) {
+            return self.not_member(env, turn, caller, "info");
+        }
+        let m = &self.meta;
+        let body = json(serde_json::json!({
+            "room": env.id,
+            "kind": m.kind.as_str(),
+            "name": m.name,
+            "public": m.public,
+            "epoch": m.epoch,
+            "head": m.head,
+            "low": self.low,
+            "created_by": m.created_by,
+            "created_at": m.created_at,
+            "members": members_json(&self.members),
+        }));
+        let h = headers(&[
+            ("x-epoch", m.epoch.clone()),
+            ("x-head-seq", m.head.to_string()),
+        ]);
+        turn.ok(caller, "info", h, Some(body));
+    }
+
+    /// Replays what the SUBSCRIBE asks for, ends the replay with its
+    /// marker and attaches the subscription, all in this turn: live
+    /// messages of later turns follow without gap or duplicate.
+    fn subscribe(
+        &mut self,
+        env: &Env,
+        turn: &mut Turn,
+        sub: Sub,
+        request: &replay::Request,
+        receipts: bool,
+    ) {
+        if !self.is_member(&sub.user) {
+            let error = format!("not a member of room {}", env.id);
+            turn.outs
+                .push(Out::Deliver(sub, Arc::new(denied(&env.dest, &error))));
+            return;
+        }
+        if receipts {
+            let markers: BTreeMap<String, u64> = self
+                .members
+                .iter()
+                .filter(|(_, m)| m.role.is_member())
+                .map(|(u, m)| (u.clone(), m.shown_seq))
+                .collect();
+            let snapshot = receipts_message(env, &self.meta, &markers);
+            turn.outs
+                .push(Out::Deliver(sub.clone(), Arc::new(snapshot)));
+            turn.outs.push(Out::Attach(sub, true));
+            return;
+        }
+        let store = &*env.ctx.store;
+        let bounds = replay::Bounds {
+            epoch: &self.meta.epoch,
+            low: self.low,
+            head: self.meta.head,
+            max: u64::try_from(env.ctx.config.max_replay).unwrap_or(u64::MAX),
+        };
+        let mut failure = None;
+        let plan = replay::plan(request, bounds, |ms| {
+            repo::seq_at_time(store, &env.id, self.low, self.meta.head, ms).unwrap_or_else(|e| {
+                failure = Some(e.to_string());
+                self.meta.head + 1
+            })
+        });
+        let mut events = Vec::new();
+        if failure.is_none() && !plan.is_empty() {
+            let limit = usize::try_from(plan.len()).unwrap_or(usize::MAX);
+            match repo::events(store, &env.id, plan.from, plan.to, false, limit) {
+                Ok(found) if found.len() == limit => events = found,
+                Ok(_) => failure = Some("history is incomplete".into()),
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+        let recovered = plan.recovered && failure.is_none();
+        for event in &events {
+            let message = timeline::message(
+                &env.dest,
+                &env.id,
+                &self.meta.epoch,
+                event,
+                Some(("x-replay", "true")),
+            );
+            turn.outs.push(Out::Deliver(sub.clone(), Arc::new(message)));
+        }
+        let mut h = headers(&[
+            ("x-event", "replay-end".into()),
+            ("x-recovered", recovered.to_string()),
+            ("x-epoch", self.meta.epoch.clone()),
+            ("x-head-seq", self.meta.head.to_string()),
+            ("x-low-seq", self.low.to_string()),
+            ("x-replayed", events.len().to_string()),
+        ]);
+        if let Some(e) = failure {
+            h.push("x-error", e);
+        }
+        let marker = Message::new(env.dest.clone(), h, Bytes::new());
+        turn.outs.push(Out::Deliver(sub.clone(), Arc::new(marker)));
+        turn.outs.push(Out::Attach(sub, false));
+    }
+}
