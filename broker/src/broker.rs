@@ -442,6 +442,7 @@ impl BrokerHandle {
         {
             tracing::warn!("sessions still open after the grace period; exiting anyway");
         }
+        self.shared.plugins.stop();
     }
 }
 

@@ -64,6 +64,13 @@ impl PluginHost {
         self.all.is_empty()
     }
 
+    /// Tells every plugin the broker is stopping.
+    pub(crate) fn stop(&self) {
+        for plugin in &self.all {
+            plugin.stop();
+        }
+    }
+
     /// Starts every plugin with the broker's services.
     pub(crate) fn start(&self, shared: &Arc<Shared>) -> Result<(), String> {
         let services: Arc<dyn Services> = Arc::new(BrokerServices {
@@ -89,26 +96,32 @@ impl Services for BrokerServices {
         let shared = self.shared.upgrade().ok_or("the broker has stopped")?;
         let destination = message.destination.clone();
         match shared.router.route(&destination) {
-            Ok(Route::Topic) => {
+            Ok(Route::Topic | Route::ReplyQueue) => {
                 shared
                     .router
                     .topics
                     .publish(&destination, &Arc::new(message));
                 Ok(())
             }
-            Ok(_) => Err(format!("plugins publish to topics only, not {destination}")),
+            Ok(_) => Err(format!(
+                "plugins publish to topics and reply queues only, not {destination}"
+            )),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    fn deliver_to_user(&self, user: &str, tail: &str, message: Message) {
+    fn deliver_to_user(&self, user: &str, tail: &str, message: Message, reliable: bool) {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
         let key = bytestring::ByteString::from(format!("/user/{user}/{tail}"));
-        let message =
-            message.with_destination(bytestring::ByteString::from(format!("/user/{tail}")));
-        shared.router.topics.publish(&key, &Arc::new(message));
+        let message = Arc::new(
+            message.with_destination(bytestring::ByteString::from(format!("/user/{tail}"))),
+        );
+        match reliable {
+            false => shared.router.topics.publish(&key, &message),
+            true => shared.router.topics.publish_reliably(&key, &message),
+        };
     }
 
     fn data_dir(&self, plugin: &str) -> Option<PathBuf> {

@@ -70,6 +70,7 @@ impl ReplyTo {
             &self.user,
             &self.tail,
             Message::new(destination, headers, body),
+            true,
         );
     }
 
@@ -79,7 +80,7 @@ impl ReplyTo {
         if let Some(id) = &self.correlation_id {
             message.headers.push("correlation-id", id.clone());
         }
-        services.deliver_to_user(&self.user, &self.tail, message);
+        services.deliver_to_user(&self.user, &self.tail, message, true);
     }
 
     /// Sends an error answer.
@@ -93,5 +94,5 @@ impl ReplyTo {
 /// Notifies a user's inbox (not a reply: no correlation id).
 pub fn notify(services: &dyn Services, user: &str, inbox: &str, headers: Headers, body: Bytes) {
     let destination = ByteString::from(format!("/user/{inbox}"));
-    services.deliver_to_user(user, inbox, Message::new(destination, headers, body));
+    services.deliver_to_user(user, inbox, Message::new(destination, headers, body), true);
 }

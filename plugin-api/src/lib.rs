@@ -183,14 +183,18 @@ impl Mailbox {
 
 /// What the broker offers a plugin, from [`Plugin::start`] on.
 pub trait Services: Send + Sync + 'static {
-    /// Publishes `message` to the topic destination it names
-    /// (`/topic/...`), as a client SEND would. Other destinations are
-    /// refused with a reason.
+    /// Publishes `message` to the destination it names, as a client SEND
+    /// would: a topic (`/topic/...`), or a private reply queue — the
+    /// `reply-to` of an owned SEND whose client named a `/temp-queue/`
+    /// arrives rewritten to the session's `/reply-queue/...` address.
+    /// Other destinations are refused with a reason.
     fn publish(&self, message: Message) -> Result<(), String>;
 
     /// Delivers `message` to every session of `user` subscribed to
-    /// `/user/{tail}` (e.g. `tail = "queue/chat"`).
-    fn deliver_to_user(&self, user: &str, tail: &str, message: Message);
+    /// `/user/{tail}` (e.g. `tail = "queue/chat"`). With `reliable` the
+    /// slow-consumer policy may not drop it (replies, history pages: the
+    /// plugin bounds how many it sends).
+    fn deliver_to_user(&self, user: &str, tail: &str, message: Message, reliable: bool);
 
     /// A directory for the plugin's own files, or `None` when the broker
     /// keeps nothing on disk (in-memory store): then the plugin keeps its
@@ -222,6 +226,18 @@ pub trait Plugin: Send + Sync + 'static {
     /// Before a SUBSCRIBE takes effect (every destination, owned or not).
     fn on_subscribe(&self, _session: &SessionInfo, _destination: &str) -> Result<(), Refusal> {
         Ok(())
+    }
+
+    /// After a SUBSCRIBE to a destination the broker serves (not an owned
+    /// one) took effect: from now on MESSAGEs sent to `subscription`
+    /// through the session's mailbox reach the client (e.g. a snapshot for
+    /// a user's inbox subscription). Runs before the SUBSCRIBE's RECEIPT.
+    fn on_subscribed(
+        &self,
+        _session: &SessionInfo,
+        _destination: &str,
+        _subscription: &ByteString,
+    ) {
     }
 
     /// Before a SEND is routed (after a transaction commits). The plugin
@@ -266,4 +282,8 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// After the session has ended, for whatever reason.
     fn on_disconnect(&self, _session: &SessionInfo) {}
+
+    /// The broker is shutting down, after its sessions closed: release
+    /// files and stop tasks.
+    fn stop(&self) {}
 }

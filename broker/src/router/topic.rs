@@ -3,7 +3,7 @@
 //! the matching subscriber list, then fan out without any lock held.
 
 use super::wildcard::Pattern;
-use crate::session::outbox::{Delivery, Outbox, PushOutcome};
+use crate::session::outbox::{Delivery, Outbound, Outbox, PushOutcome};
 use crate::stats::{DestinationKind, Stats};
 use bytestring::ByteString;
 use std::collections::HashMap;
@@ -126,16 +126,30 @@ impl TopicTable {
     /// Delivers `message` to every subscriber of `key`. Returns how many
     /// deliveries were queued.
     pub(crate) fn publish(&self, key: &ByteString, message: &Arc<Message>) -> usize {
+        self.fan_out(key, message, false)
+    }
+
+    /// Like [`TopicTable::publish`], but the slow-consumer policy may not
+    /// drop these deliveries (a plugin's replies, which it bounds itself).
+    pub(crate) fn publish_reliably(&self, key: &ByteString, message: &Arc<Message>) -> usize {
+        self.fan_out(key, message, true)
+    }
+
+    fn fan_out(&self, key: &ByteString, message: &Arc<Message>, reliable: bool) -> usize {
         self.stats.published(DestinationKind::Topic);
         let subscribers = self.matching(key);
         let mut delivered = 0;
         for subscriber in subscribers.iter() {
-            let outcome = subscriber.outbox.push_topic(Delivery {
+            let delivery = Delivery {
                 subscription: subscriber.subscription.clone(),
                 message: Arc::clone(message),
                 queue: None,
                 redelivered: false,
-            });
+            };
+            let outcome = match reliable {
+                false => subscriber.outbox.push_topic(delivery),
+                true => subscriber.outbox.push(Outbound::Reliable(delivery)),
+            };
             if outcome != PushOutcome::Closed {
                 delivered += 1;
             }

@@ -296,7 +296,7 @@ impl<T: Transport> Session<T> {
         }
         let mut message =
             Message::from_send(destination.clone(), &frame.headers, frame.body.clone());
-        self.rewrite_reply_to(&mut message)?;
+        self.rewrite_reply_to(&mut message.headers)?;
         let receipt = frame.headers.get_shared("receipt").cloned();
         let receipt_later = self.publish(destination, message, receipt).await?;
         if !receipt_later {
@@ -310,8 +310,9 @@ impl<T: Transport> Session<T> {
         &mut self,
         plugin: &Arc<dyn Plugin>,
         destination: ByteString,
-        frame: Frame,
+        mut frame: Frame,
     ) -> Handled {
+        self.rewrite_reply_to(&mut frame.headers)?;
         let receipt = frame.headers.get_shared("receipt").cloned();
         let send = OwnedSend {
             destination,
@@ -424,8 +425,8 @@ impl<T: Transport> Session<T> {
 
     /// A `reply-to: /temp-queue/x` becomes the address of this session's
     /// private reply queue, which the session then listens on.
-    fn rewrite_reply_to(&mut self, message: &mut Message) -> Handled {
-        let Some(reply_to) = message.headers.get("reply-to") else {
+    fn rewrite_reply_to(&mut self, headers: &mut stompede_codec::Headers) -> Handled {
+        let Some(reply_to) = headers.get("reply-to") else {
             return Ok(());
         };
         let Some(name) = reply_to.strip_prefix("/temp-queue/") else {
@@ -443,7 +444,7 @@ impl<T: Transport> Session<T> {
                 self.add_topic_subscription(implicit_id, key.clone(), AckMode::Auto);
             }
         }
-        message.headers.set("reply-to", key);
+        headers.set("reply-to", key);
         Ok(())
     }
 
@@ -500,6 +501,30 @@ impl<T: Transport> Session<T> {
         if let Some(plugin) = self.shared.plugins.owner_of(&destination).cloned() {
             return self.subscribe_to_plugin(plugin, frame, id, destination, ack);
         }
+        self.attach_subscription(frame, id.clone(), &destination, ack)
+            .await?;
+        if !self.shared.plugins.is_empty() {
+            self.run_plugins(|plugin, info| {
+                plugin.on_subscribed(info, &destination, &id);
+                Ok(())
+            })?;
+            // What plugins sent to the new subscription goes before the
+            // RECEIPT.
+            self.drain_outbox();
+        }
+        Ok(())
+    }
+
+    /// Attaches a SUBSCRIBE to the topic table, a queue, or a private
+    /// destination, by its route.
+    async fn attach_subscription(
+        &mut self,
+        frame: &Frame,
+        id: ByteString,
+        destination: &ByteString,
+        ack: AckMode,
+    ) -> Handled {
+        let destination = destination.clone();
         let route = self.shared.router.route(&destination)?;
         match route {
             Route::Topic => match self.durable_subscription_name(frame, &id)? {
