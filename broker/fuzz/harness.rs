@@ -31,41 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 /// The broker's configuration: no listeners, small limits, bounded queues.
-const CONFIG: &str = r#"
-[listeners]
-tcp = ""
-websocket = ""
-admin = ""
-
-[limits]
-max_frame_bytes = 65536
-max_body_bytes = 32768
-max_headers = 24
-max_header_line_bytes = 2048
-max_subscriptions_per_connection = 16
-
-[heartbeat]
-send_ms = 1000
-receive_ms = 10000
-
-[delivery]
-outbox_capacity = 64
-
-[queues]
-default_prefetch = 8
-max_length = 32
-max_bytes = 65536
-overflow = "drop-oldest"
-ttl_ms = 5000
-max_deliveries = 3
-
-[store]
-kind = "memory"
-fsync = "never"
-
-[log]
-level = "off"
-"#;
+const CONFIG: &str = include_str!("fuzz-config.toml");
 
 /// How long a session may take to end once its input has ended.
 const SESSION_END: Duration = Duration::from_secs(5);
@@ -84,7 +50,13 @@ fn fuzz() -> &'static Fuzz {
             .expect("tokio runtime");
         let config = Config::from_toml(CONFIG).expect("fuzz config");
         let broker = rt
-            .block_on(Broker::builder().config(config).store_in_memory().build().start())
+            .block_on(
+                Broker::builder()
+                    .config(config)
+                    .store_in_memory()
+                    .build()
+                    .start(),
+            )
             .expect("broker starts");
         Fuzz { rt, broker }
     })
@@ -145,7 +117,10 @@ enum Op {
 #[derive(Arbitrary, Debug)]
 enum Mangle {
     Truncate(u16),
-    Flip { at: u16, byte: u8 },
+    Flip {
+        at: u16,
+        byte: u8,
+    },
     /// An extra (first, so winning) `content-length` header.
     LieLength(u16),
     DropNul,
@@ -163,10 +138,20 @@ struct FrameOp {
 #[derive(Arbitrary, Debug)]
 enum Cmd {
     Send(Dest),
-    Subscribe { id: u8, dest: Dest, ack: Ack },
-    Unsubscribe { id: u8 },
-    Ack { id: u8 },
-    Nack { id: u8 },
+    Subscribe {
+        id: u8,
+        dest: Dest,
+        ack: Ack,
+    },
+    Unsubscribe {
+        id: u8,
+    },
+    Ack {
+        id: u8,
+    },
+    Nack {
+        id: u8,
+    },
     Begin,
     Commit,
     Abort,
@@ -352,13 +337,7 @@ impl Input {
                 heart_beat,
                 login,
                 client_id,
-            } => Some((
-                "CONNECT",
-                accept.0.clone(),
-                *heart_beat,
-                *login,
-                *client_id,
-            )),
+            } => Some(("CONNECT", accept.0.clone(), *heart_beat, *login, *client_id)),
             Hello::Nothing => None,
         };
         if let Some((command, accept, heart_beat, login, client_id)) = hello {

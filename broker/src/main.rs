@@ -7,7 +7,10 @@ use stompede::config::{Config, LogFormat};
 use stompede::{Broker, DEFAULT_CONFIG_TOML};
 
 /// `--version`: the version and the cargo features built in.
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: none)");
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (features: none; plugins: chat)"
+);
 
 /// A fast, safe STOMP broker over TCP and WebSocket.
 #[derive(Debug, Parser)]
@@ -25,6 +28,10 @@ struct Cli {
     /// Admin HTTP listen address (/metrics, /healthz, /readyz); "" disables it.
     #[arg(long, env = "STOMPEDE_ADMIN_LISTEN")]
     admin_listen: Option<String>,
+    /// Serve this directory's files on the WebSocket listener's other paths
+    /// (e.g. `examples/web-chat`, the example chat page).
+    #[arg(long, env = "STOMPEDE_STATIC_DIR")]
+    static_dir: Option<String>,
     /// Directory of the on-disk store (sled).
     #[arg(long, env = "STOMPEDE_DATA_DIR")]
     data_dir: Option<String>,
@@ -98,7 +105,11 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(async move {
-            let handle = Broker::builder()
+            let mut builder = Broker::builder();
+            if config.chat.enabled {
+                builder = builder.plugin(stompede_chat::ChatPlugin::new(config.chat.clone()));
+            }
+            let handle = builder
                 .config(config)
                 .build()
                 .start()
@@ -201,6 +212,9 @@ fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if let Some(addr) = &cli.admin_listen {
         config.listeners.admin = addr.clone();
+    }
+    if let Some(dir) = &cli.static_dir {
+        config.websocket.static_dir = dir.clone();
     }
     if let Some(dir) = &cli.data_dir {
         config.store.path = dir.clone();

@@ -290,3 +290,50 @@ async fn a_full_broker_answers_websocket_clients_503() {
     expect_closed(&mut s).await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_static_directory_is_served_beside_the_websocket_path() {
+    let dir = std::env::temp_dir().join(format!("stompede-static-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("js")).expect("mkdir");
+    std::fs::write(dir.join("index.html"), "<html>chat</html>").expect("write");
+    std::fs::write(dir.join("js/app.js"), "console.log(1)").expect("write");
+    let static_dir = dir.display().to_string();
+    let broker = ws_broker(|c| c.websocket.static_dir = static_dir).await;
+    let addr = broker.ws_addr().expect("ws");
+
+    let (head, mut stream) = exchange(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let mut body = vec![0u8; 17];
+    stream.read_exact(&mut body).await.expect("body");
+    assert_eq!(&body, b"<html>chat</html>");
+
+    let (head, _) = exchange(addr, "GET /js/app.js HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    for path in [
+        "/../etc/passwd",
+        "/missing.html",
+        "/.hidden",
+        "/js/%2e%2e/x",
+    ] {
+        let (head, _) = exchange(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
+        assert_eq!(head.status, 404, "{path}");
+    }
+    let (head, _) = exchange(
+        addr,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(head.status, 405);
+    // The WebSocket path still upgrades.
+    let (head, _) = exchange(addr, &upgrade("/ws", "")).await;
+    assert_eq!(head.status, 101);
+    let _ = std::fs::remove_dir_all(&dir);
+}

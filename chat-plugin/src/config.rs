@@ -8,6 +8,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChatConfig {
+    /// Whether the `stompede` binary installs the chat plugin. (Embedders
+    /// add `ChatPlugin` themselves.)
+    pub enabled: bool,
     /// The prefix of room destinations (`/room/{id}`, `/room/{id}/join` …).
     pub room_prefix: String,
     /// The prefix of room-independent commands (`/rooms/create`,
@@ -51,6 +54,7 @@ pub struct ChatConfig {
 impl Default for ChatConfig {
     fn default() -> Self {
         ChatConfig {
+            enabled: true,
             room_prefix: "/room/".into(),
             rooms_prefix: "/rooms/".into(),
             inbox: "queue/chat".into(),

@@ -49,6 +49,8 @@ pub struct Config {
     pub acl: AclConfig,
     /// Admin listener credentials.
     pub admin: AdminConfig,
+    /// The chat plugin (rooms, history, read receipts).
+    pub chat: stompede_chat::ChatConfig,
 }
 
 impl Config {
@@ -160,6 +162,9 @@ pub struct WebSocketConfig {
     /// empty allows any. Requests without an `Origin` header (non-browser
     /// clients) are always allowed.
     pub allowed_origins: Vec<String>,
+    /// A directory whose files the WebSocket listeners serve on their other
+    /// paths (the example chat page); empty serves nothing.
+    pub static_dir: String,
 }
 
 impl Default for WebSocketConfig {
@@ -169,6 +174,7 @@ impl Default for WebSocketConfig {
             binary_frames: false,
             max_message_bytes: 16 * 1024 * 1024 + 64 * 1024,
             allowed_origins: Vec::new(),
+            static_dir: String::new(),
         }
     }
 }

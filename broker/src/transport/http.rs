@@ -4,7 +4,7 @@
 //!
 //! | request                                         | answer |
 //! |-------------------------------------------------|--------|
-//! | another path                                    | [`fallback`] (404 today) |
+//! | another path                                    | a file of `websocket.static_dir` ([`static_file`]), else 404 |
 //! | not `GET` on the path                           | 405, `Allow: GET` |
 //! | `GET` without `Upgrade: websocket` / `Connection: upgrade` | 426, `Upgrade: websocket` |
 //! | `Sec-WebSocket-Version` other than 13           | 426, `Sec-WebSocket-Version: 13` |
@@ -56,6 +56,8 @@ pub(crate) struct Policy {
     pub require_subprotocol: bool,
     /// `websocket.allowed_origins`; empty allows any.
     pub allowed_origins: Vec<String>,
+    /// `websocket.static_dir`: files served on the other paths.
+    pub static_dir: Option<std::path::PathBuf>,
 }
 
 /// A status and reason that answers every request of a connection a limit
@@ -69,6 +71,9 @@ impl Policy {
             path: config.listeners.websocket_path.clone(),
             require_subprotocol: config.websocket.require_subprotocol,
             allowed_origins: config.websocket.allowed_origins.clone(),
+            static_dir: Some(&config.websocket.static_dir)
+                .filter(|d| !d.is_empty())
+                .map(std::path::PathBuf::from),
         }
     }
 }
@@ -94,16 +99,23 @@ pub(crate) async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let upgrade = Mutex::new(None);
-    let service = hyper::service::service_fn(|mut request: Request<Incoming>| {
-        let response = answer(policy, refusal, &request);
+    let upgrade_slot = Mutex::new(None);
+    let upgrade = &upgrade_slot;
+    let service = hyper::service::service_fn(|mut request: Request<Incoming>| async move {
+        let static_dir = policy.static_dir.as_deref();
+        let response = match static_dir {
+            Some(dir) if refusal.is_none() && request.uri().path() != policy.path => {
+                static_file(dir, &request).await
+            }
+            _ => answer(policy, refusal, &request),
+        };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let pending = hyper::upgrade::on(&mut request);
             *upgrade
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pending);
         }
-        std::future::ready(Ok::<_, Infallible>(response))
+        Ok::<_, Infallible>(response)
     });
     hyper::server::conn::http1::Builder::new()
         .max_buf_size(MAX_REQUEST_HEAD)
@@ -112,7 +124,7 @@ where
         .with_upgrades()
         .await
         .map_err(io::Error::other)?;
-    let pending = upgrade
+    let pending = upgrade_slot
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(pending) = pending else {
@@ -141,10 +153,90 @@ where
     Ok(Some(WsTransport::new(ws, config.websocket.binary_frames)))
 }
 
-/// Requests to paths other than the WebSocket path. The seam for serving
-/// static files (the chat example page) later; today everything is 404.
+/// Requests to paths other than the WebSocket path when no static
+/// directory is configured.
 pub(crate) fn fallback(_request: &Request<Incoming>) -> Response<Full<Bytes>> {
     plain(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path")
+}
+
+/// Largest static file served.
+const MAX_STATIC_FILE: u64 = 16 * 1024 * 1024;
+
+/// A file under `dir` for a `GET`/`HEAD` of its path (`/` and paths ending
+/// in `/` mean `index.html`). Only plain path segments are accepted: no
+/// `..`, no hidden files, no backslashes.
+pub(crate) async fn static_file(
+    dir: &std::path::Path,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "static files are read-only");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let Some(relative) = static_path(request.uri().path()) else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    let path = dir.join(relative);
+    let body = match tokio::fs::metadata(&path).await {
+        Ok(meta) if meta.is_file() && meta.len() <= MAX_STATIC_FILE => tokio::fs::read(&path).await,
+        _ => return plain(StatusCode::NOT_FOUND, "not found"),
+    };
+    let Ok(body) = body else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&path)),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The relative file path a request path names, if it is a safe one.
+fn static_path(request_path: &str) -> Option<std::path::PathBuf> {
+    let mut path = std::path::PathBuf::new();
+    for segment in request_path.split('/').filter(|s| !s.is_empty()) {
+        let plain_segment = !segment.starts_with('.')
+            && !segment.contains('\\')
+            && !segment.contains('%')
+            && !segment.contains('\0');
+        if !plain_segment {
+            return None;
+        }
+        path.push(segment);
+    }
+    if request_path.ends_with('/') {
+        path.push("index.html");
+    }
+    Some(path)
+}
+
+/// The `Content-Type` of a static file, by its extension.
+fn content_type(path: &std::path::Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        "wasm" => "application/wasm",
+        _ => "application/octet-stream",
+    }
 }
 
 /// The response to `request`: 101 for a valid upgrade, an error otherwise.
@@ -330,6 +422,7 @@ mod tests {
             path: "/ws".into(),
             require_subprotocol: false,
             allowed_origins: vec!["https://chat.example.com".into()],
+            static_dir: None,
         }
     }
 
@@ -407,5 +500,25 @@ mod tests {
         let mut h = upgrade_headers();
         h.insert(header::ORIGIN, o("https://evil.example"));
         assert_eq!(status(&h), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn only_plain_paths_name_static_files() {
+        assert_eq!(
+            static_path("/"),
+            Some(std::path::PathBuf::from("index.html"))
+        );
+        assert_eq!(
+            static_path("/chat/"),
+            Some(std::path::PathBuf::from("chat/index.html"))
+        );
+        assert_eq!(
+            static_path("/app.js"),
+            Some(std::path::PathBuf::from("app.js"))
+        );
+        assert_eq!(static_path("/../etc/passwd"), None);
+        assert_eq!(static_path("/.git/config"), None);
+        assert_eq!(static_path("/a%2f..%2fb"), None);
+        assert_eq!(static_path("/a\\b"), None);
     }
 }
