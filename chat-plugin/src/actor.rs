@@ -3,11 +3,13 @@
 //! order. Between turns it publishes coalesced receipts and unread counts;
 //! without subscribers it stops after a while.
 
+use crate::channels::{Channel, Channels};
+use crate::offline::OfflineMessage;
 use crate::record::{Member, RoomMeta};
 use crate::reply::{notify, ReplyTo};
 use crate::rooms::{Caller, Cmd, Ctx, Sub};
 use crate::store::{Op, StoreError};
-use crate::{repo, state::State};
+use crate::{repo, retention, state::State};
 use bytes::Bytes;
 use bytestring::ByteString;
 use std::collections::{BTreeMap, HashMap};
@@ -48,7 +50,9 @@ pub enum Out {
     /// One MESSAGE for one subscription (replay, markers).
     Deliver(Sub, Arc<Message>),
     /// The subscription receives live messages from now on.
-    Attach(Sub, bool),
+    Attach(Sub, Channel),
+    /// A user starts (`true`) or stops typing.
+    Typing(String, bool),
     /// A subscription ends.
     Detach(u64, ByteString),
     /// Every subscription of a user who is no longer a member ends.
@@ -79,6 +83,8 @@ pub struct Turn {
     pub unread_changed: bool,
     /// How many commands it took.
     pub cmds: usize,
+    /// Whether retention deleted events (more may be due).
+    pub pruned: bool,
 }
 
 impl Turn {
@@ -151,8 +157,8 @@ struct Room {
     state: Option<State>,
     /// Why the room could not be loaded, if it could not.
     broken: Option<String>,
-    subs: Vec<Sub>,
-    receipt_subs: Vec<Sub>,
+    /// Live subscriptions, presence and typing.
+    channels: Channels,
     /// Read markers to publish on the next tick.
     receipts: BTreeMap<String, u64>,
     /// Whether unread counts must be pushed on the next tick.
@@ -160,23 +166,37 @@ struct Room {
     /// The unread count last pushed to each user.
     pushed_unread: HashMap<String, u64>,
     next_tick: Option<Instant>,
+    /// When retention runs next.
+    next_prune: Option<Instant>,
+    /// When the room last took a command (not its own); it stops after
+    /// `room_idle_secs` without one and without subscribers.
+    last_active: Instant,
 }
 
 /// The task of room `id`.
 pub async fn run(ctx: Arc<Ctx>, id: String, mut rx: mpsc::Receiver<Cmd>) {
     let dest = ByteString::from(format!("{}{id}", ctx.config.room_prefix));
+    let channels = Channels::new(
+        dest.clone(),
+        Duration::from_millis(ctx.config.presence_grace_ms),
+        Duration::from_millis(ctx.config.typing_ttl_ms),
+    );
     let mut room = Room {
         env: Env { ctx, id, dest },
         state: None,
         broken: None,
-        subs: Vec::new(),
-        receipt_subs: Vec::new(),
+        channels,
         receipts: BTreeMap::new(),
         unread_dirty: false,
         pushed_unread: HashMap::new(),
         next_tick: None,
+        next_prune: None,
+        last_active: Instant::now(),
     };
     room.load();
+    if room.retention_by_age().is_some() {
+        room.next_prune = Some(Instant::now());
+    }
     let mut lookahead: Option<Cmd> = None;
     loop {
         let first = match lookahead.take() {
@@ -186,6 +206,9 @@ pub async fn run(ctx: Arc<Ctx>, id: String, mut rx: mpsc::Receiver<Cmd>) {
                 None => break,
             },
         };
+        if !matches!(first, Cmd::Prune) {
+            room.last_active = Instant::now();
+        }
         let mut turn = Turn::default();
         room.handle(first, &mut turn);
         while turn.cmds < MAX_TURN {
@@ -218,21 +241,38 @@ impl Room {
         }
     }
 
-    /// The next command; publishes coalesced events and stops when idle
-    /// in between. `None`: stop.
+    /// How often age retention runs, if it is configured.
+    fn retention_by_age(&self) -> Option<Duration> {
+        retention::interval(self.env.ctx.config.retention_max_age_secs)
+    }
+
+    /// The next command; publishes coalesced events, ends presence and
+    /// typing entries, and stops when idle in between. `None`: stop.
     async fn wait(&mut self, rx: &mut mpsc::Receiver<Cmd>) -> Option<Cmd> {
         let config = &self.env.ctx.config;
         let idle = Duration::from_secs(config.room_idle_secs);
         loop {
             let tick = self.next_tick;
-            let idle_now = self.subs.is_empty() && self.receipt_subs.is_empty() && tick.is_none();
+            let wake = [tick, self.channels.next_deadline(), self.next_prune]
+                .into_iter()
+                .flatten()
+                .min();
+            let idle_now = self.channels.is_idle() && tick.is_none();
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
                 cmd = rx.recv() => return cmd,
-                _ = tokio::time::sleep_until(tick.unwrap_or(far)), if tick.is_some() => {
-                    self.publish_coalesced();
+                _ = tokio::time::sleep_until(wake.unwrap_or(far)), if wake.is_some() => {
+                    let now = Instant::now();
+                    if tick.is_some_and(|t| t <= now) {
+                        self.publish_coalesced();
+                    }
+                    self.channels.expire(now);
+                    if self.next_prune.is_some_and(|t| t <= now) {
+                        self.next_prune = self.retention_by_age().map(|every| now + every);
+                        return Some(Cmd::Prune);
+                    }
                 }
-                _ = tokio::time::sleep(idle), if idle_now => {
+                _ = tokio::time::sleep_until(self.last_active + idle), if idle_now => {
                     if self.env.ctx.retire(&self.env.id, rx) {
                         return None;
                     }
@@ -261,6 +301,17 @@ impl Room {
 
     /// Stores the turn's writes (one flush), then applies its effects.
     async fn commit(&mut self, mut turn: Turn) {
+        let config = &self.env.ctx.config;
+        let retains = config.retention_max_events > 0 || config.retention_max_age_secs > 0;
+        if turn.meta_dirty && retains {
+            if let Some(state) = &mut self.state {
+                state.prune(&self.env, &mut turn);
+            }
+        }
+        if turn.pruned {
+            // A full batch: the rest follows soon, in turns of its own.
+            self.next_prune = Some(Instant::now());
+        }
         if turn.meta_dirty {
             if let Some(state) = &self.state {
                 repo::write::meta(&mut turn.ops, &state.meta);
@@ -330,8 +381,12 @@ impl Room {
         let inbox = &self.env.ctx.config.inbox;
         match out {
             Out::Live(message) => {
-                self.subs
-                    .retain(|s| s.mailbox.deliver(s.id.clone(), Arc::clone(&message)));
+                self.channels.live(&message);
+                if !self.env.ctx.offline_hooks.is_empty()
+                    && message.headers.get("x-event") == Some("message")
+                {
+                    self.tell_offline(&message);
+                }
             }
             Out::Receipt(mailbox, id, headers) => {
                 mailbox.receipt(id, headers);
@@ -353,22 +408,43 @@ impl Room {
             Out::Deliver(sub, message) => {
                 sub.mailbox.deliver_reliably(sub.id, message);
             }
-            Out::Attach(sub, receipts) => {
-                if receipts {
-                    self.receipt_subs.push(sub);
-                } else {
-                    self.subs.push(sub);
-                }
-            }
-            Out::Detach(session, id) => {
-                let keep = |s: &Sub| !(s.session_id == session && s.id == id);
-                self.subs.retain(keep);
-                self.receipt_subs.retain(keep);
-            }
-            Out::Evict(user) => {
-                self.subs.retain(|s| s.user != user);
-                self.receipt_subs.retain(|s| s.user != user);
-            }
+            Out::Attach(sub, channel) => self.channels.attach(sub, channel),
+            Out::Typing(user, typing) => self.channels.set_typing(&user, typing),
+            Out::Detach(session, id) => self.channels.detach(session, &id),
+            Out::Evict(user) => self.channels.evict(&user),
+        }
+    }
+
+    /// Hands a stored message to the offline hooks with the members who
+    /// have no session.
+    fn tell_offline(&self, message: &Message) {
+        let Some(state) = &self.state else {
+            return;
+        };
+        let h = |name| message.headers.get(name);
+        let sender = h("x-sender").unwrap_or("");
+        let members = state
+            .members
+            .iter()
+            .filter(|(user, m)| m.role.is_member() && user.as_str() != sender)
+            .map(|(user, _)| user);
+        let users = self.env.ctx.online.offline(members);
+        if users.is_empty() {
+            return;
+        }
+        let number = |name| h(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let notice = OfflineMessage {
+            room: self.env.id.clone(),
+            room_name: state.meta.name.clone(),
+            seq: number("x-seq"),
+            sender: sender.to_owned(),
+            timestamp: number("x-timestamp"),
+            users,
+            content_type: h("content-type").map(str::to_owned),
+            body: message.body.clone(),
+        };
+        for hook in &self.env.ctx.offline_hooks {
+            hook.offline_message(&notice);
         }
     }
 
@@ -384,8 +460,7 @@ impl Room {
         if !self.receipts.is_empty() {
             let markers = std::mem::take(&mut self.receipts);
             let message = Arc::new(receipts_message(&self.env, &state.meta, &markers));
-            self.receipt_subs
-                .retain(|s| s.mailbox.deliver(s.id.clone(), Arc::clone(&message)));
+            self.channels.receipts(&message);
         }
         if std::mem::take(&mut self.unread_dirty) {
             let services = &*self.env.ctx.services;
@@ -440,7 +515,12 @@ fn refuse(env: &Env, cmd: Cmd, error: &str, turn: &mut Turn) {
     let (caller, command) = match cmd {
         Cmd::Init(_, c) => (c, "create"),
         Cmd::Post { caller, .. } => (caller, "post"),
+        Cmd::Relate {
+            caller, relation, ..
+        } => (caller, relation.command()),
         Cmd::Join(c) => (c, "join"),
+        Cmd::Typing(c, _) => (c, "typing"),
+        Cmd::Prune => return,
         Cmd::Leave(c) => (c, "leave"),
         Cmd::Invite(c, _) => (c, "invite"),
         Cmd::Kick(c, _) => (c, "kick"),

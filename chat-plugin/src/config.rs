@@ -38,10 +38,39 @@ pub struct ChatConfig {
     /// event is published on `/room/{id}/receipts`, and unread counts are
     /// pushed to the members' inboxes (milliseconds).
     pub coalesce_ms: u64,
-    /// How long after a SUBSCRIBE to the inbox the unread snapshot is sent
-    /// (milliseconds; the broker attaches the subscription after its hook
-    /// returns).
-    pub inbox_snapshot_delay_ms: u64,
+    /// How long a user stays in a room's presence list after their last
+    /// timeline subscription ended (milliseconds), so a reconnect does
+    /// not flicker.
+    pub presence_grace_ms: u64,
+    /// How long a typing indicator lasts unless renewed (milliseconds).
+    pub typing_ttl_ms: u64,
+    /// Posts (and edits, reactions, redactions) one user may send per
+    /// second, sustained (0: no limit); more are refused softly with
+    /// "rate limited".
+    pub post_rate: u32,
+    /// Posts one user may send at once before the rate applies.
+    pub post_burst: u32,
+    /// Typing SENDs one user may send per second (0: no limit).
+    pub typing_rate: u32,
+    /// Typing SENDs at once.
+    pub typing_burst: u32,
+    /// Read-marker SENDs one user may send per second (0: no limit).
+    pub read_rate: u32,
+    /// Read-marker SENDs at once.
+    pub read_burst: u32,
+    /// Keep at most this many events per room; older ones are deleted
+    /// (0: no limit).
+    pub retention_max_events: u64,
+    /// Delete events older than this (seconds; 0: keep forever).
+    pub retention_max_age_secs: u64,
+    /// Where the offline-member webhook POSTs (`http://host:port/path`;
+    /// "" = no webhook): one small JSON document per stored message that
+    /// members with no session did not see.
+    pub webhook_url: String,
+    /// Webhook notices waiting to be sent; more are dropped (and logged).
+    pub webhook_queue: usize,
+    /// How long one webhook POST may take (milliseconds).
+    pub webhook_timeout_ms: u64,
     /// Refusals about chat rules (not a member, busy) end the connection
     /// with an ERROR instead of a RECEIPT with `x-error` / a denied
     /// MESSAGE.
@@ -65,7 +94,19 @@ impl Default for ChatConfig {
             room_queue: 4096,
             room_idle_secs: 300,
             coalesce_ms: 200,
-            inbox_snapshot_delay_ms: 50,
+            presence_grace_ms: 5000,
+            typing_ttl_ms: 6000,
+            post_rate: 10,
+            post_burst: 30,
+            typing_rate: 2,
+            typing_burst: 5,
+            read_rate: 10,
+            read_burst: 30,
+            retention_max_events: 0,
+            retention_max_age_secs: 0,
+            webhook_url: String::new(),
+            webhook_queue: 1024,
+            webhook_timeout_ms: 5000,
             strict: false,
             max_text: 256,
         }
@@ -95,6 +136,9 @@ impl ChatConfig {
         }
         if self.max_replay == 0 || self.max_history_page == 0 || self.room_queue == 0 {
             return Err("chat.max_replay, max_history_page and room_queue must be > 0".into());
+        }
+        if !self.webhook_url.is_empty() {
+            crate::webhook::Endpoint::parse(&self.webhook_url)?;
         }
         Ok(())
     }

@@ -19,6 +19,16 @@ pub enum Verb {
     Info,
     /// The coalesced read-receipt events (SUBSCRIBE only).
     Receipts,
+    /// Who is in the room (SUBSCRIBE only).
+    Presence,
+    /// Typing indicators: SEND to start or stop, SUBSCRIBE for the list.
+    Typing,
+    /// New content for a message (`x-relates-to`).
+    Edit,
+    /// Take back a message, edit or reaction (`x-relates-to`).
+    Redact,
+    /// React (`x-reaction`) to a message (`x-relates-to`).
+    React,
 }
 
 impl Verb {
@@ -32,6 +42,11 @@ impl Verb {
             "history" => Verb::History,
             "info" => Verb::Info,
             "receipts" => Verb::Receipts,
+            "presence" => Verb::Presence,
+            "typing" => Verb::Typing,
+            "edit" => Verb::Edit,
+            "redact" => Verb::Redact,
+            "react" => Verb::React,
             _ => return None,
         })
     }
@@ -47,6 +62,11 @@ impl Verb {
             Verb::History => "history",
             Verb::Info => "info",
             Verb::Receipts => "receipts",
+            Verb::Presence => "presence",
+            Verb::Typing => "typing",
+            Verb::Edit => "edit",
+            Verb::Redact => "redact",
+            Verb::React => "react",
         }
     }
 }

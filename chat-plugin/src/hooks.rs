@@ -5,12 +5,14 @@
 
 use crate::dest::{self, Target, Verb};
 use crate::directory::{Directory, RoomSummary};
+use crate::limits::Kind;
 use crate::record::{Member, Role, RoomKind, RoomMeta};
-use crate::reply::{notify, ReplyTo};
+use crate::reply::ReplyTo;
 use crate::repo::{self, StoredRoom};
-use crate::rooms::{Caller, Cmd, Ctx, HistoryQuery, Sub};
+use crate::rooms::{Caller, Channel, Cmd, Ctx, HistoryQuery, Relation, Sub};
 use crate::state::now_ms;
 use crate::store::{KvStore, MemoryStore, SledStore};
+use crate::webhook::Webhook;
 use crate::{replay, timeline, ChatPlugin};
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -19,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use stompede_codec::Headers;
 use stompede_plugin::{
-    OwnedSend, OwnedSubscribe, Plugin, ReceiptTiming, Refusal, Services, SessionInfo,
+    Message, OwnedSend, OwnedSubscribe, Plugin, ReceiptTiming, Refusal, Services, SessionInfo,
 };
 
 /// Which room each owned subscription is on, per `(session, id)`.
@@ -66,10 +68,9 @@ fn summary_json(r: &RoomSummary) -> serde_json::Value {
 }
 
 impl ChatPlugin {
-    fn ctx(&self) -> Result<&Arc<Ctx>, Refusal> {
-        self.ctx
-            .get()
-            .ok_or_else(|| Refusal::new("the chat plugin has not started"))
+    fn ctx(&self) -> Result<Arc<Ctx>, Refusal> {
+        self.current()
+            .ok_or_else(|| Refusal::new("the chat plugin is not running"))
     }
 
     /// A refusal about chat rules: soft unless `strict`.
@@ -98,6 +99,15 @@ impl ChatPlugin {
             }
             Some("") => Ok(None),
             other => Ok(other),
+        }
+    }
+
+    /// Refuses `user` over their rate for `kind`.
+    fn limit(&self, user: &str, kind: Kind) -> Result<(), Refusal> {
+        if self.limiter.allow(user, kind, std::time::Instant::now()) {
+            Ok(())
+        } else {
+            Err(self.refuse("rate limited"))
         }
     }
 
@@ -246,8 +256,9 @@ impl ChatPlugin {
         caller: Caller,
         room: &str,
         verb: Verb,
-        headers: &Headers,
+        send: OwnedSend,
     ) -> Result<ReceiptTiming, Refusal> {
+        let headers = &send.headers;
         if ctx.dir().room(room).is_none() {
             return Err(self.refuse(format!("no room {room}")));
         }
@@ -262,6 +273,7 @@ impl ChatPlugin {
             Verb::Invite => Cmd::Invite(caller, user_arg()?),
             Verb::Kick => Cmd::Kick(caller, user_arg()?),
             Verb::Read => {
+                self.limit(&caller.user, Kind::Read)?;
                 let seq = number(headers, "x-seq")
                     .map_err(|e| self.refuse(e))?
                     .ok_or_else(|| self.refuse("read needs x-seq"))?;
@@ -284,27 +296,41 @@ impl ChatPlugin {
                 )
             }
             Verb::Info => Cmd::Info(caller),
-            Verb::Receipts => {
-                return Err(self.refuse(format!("SUBSCRIBE to {room}/receipts; it takes no SEND")))
+            Verb::Edit | Verb::Redact | Verb::React => {
+                self.limit(&caller.user, Kind::Post)?;
+                let to = number(headers, "x-relates-to")
+                    .map_err(|e| self.refuse(e))?
+                    .ok_or_else(|| self.refuse(format!("{} needs x-relates-to", verb.as_str())))?;
+                let relation = match verb {
+                    Verb::Edit => Relation::Edit,
+                    Verb::Redact => Relation::Redact,
+                    _ => Relation::React(
+                        self.text(headers, "x-reaction")?
+                            .ok_or_else(|| self.refuse("react needs x-reaction"))?
+                            .to_owned(),
+                    ),
+                };
+                Cmd::Relate {
+                    caller,
+                    relation,
+                    to,
+                    client_msg_id: self.text(headers, "x-client-msg-id")?.map(str::to_owned),
+                    headers: timeline::kept_headers(headers),
+                    body: send.body.clone(),
+                }
+            }
+            Verb::Receipts | Verb::Presence => {
+                return Err(self.refuse(format!(
+                    "SUBSCRIBE to {room}/{}; it takes no SEND",
+                    verb.as_str()
+                )))
+            }
+            Verb::Typing => {
+                self.limit(&caller.user, Kind::Typing)?;
+                Cmd::Typing(caller, headers.get("x-typing") != Some("false"))
             }
         };
         self.dispatch(ctx, room, cmd)
-    }
-
-    /// Sends the user's unread counts to their inbox once the broker has
-    /// attached the inbox subscription.
-    fn schedule_snapshot(&self, ctx: &Arc<Ctx>, user: &str) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let ctx = Arc::clone(ctx);
-        let user = user.to_owned();
-        let delay = std::time::Duration::from_millis(self.config.inbox_snapshot_delay_ms);
-        runtime.spawn(async move {
-            tokio::time::sleep(delay).await;
-            let (headers, body) = snapshot(&ctx.dir(), &user);
-            notify(&*ctx.services, &user, &ctx.config.inbox, headers, body);
-        });
     }
 }
 
@@ -347,10 +373,24 @@ impl Plugin for ChatPlugin {
         };
         let rooms = repo::load_rooms(&*store).map_err(|e| e.to_string())?;
         let dir = Directory::from_stored(rooms);
-        let ctx = Arc::new(Ctx::new(self.config.clone(), store, dir, services));
-        self.ctx
-            .set(ctx)
-            .map_err(|_| "the chat plugin was started twice".to_owned())
+        let mut slot = self.ctx.write().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return Err("the chat plugin was started twice".to_owned());
+        }
+        let mut offline_hooks = self.offline_hooks.clone();
+        if !self.config.webhook_url.is_empty() {
+            let timeout = std::time::Duration::from_millis(self.config.webhook_timeout_ms);
+            let hook =
+                Webhook::start(&self.config.webhook_url, self.config.webhook_queue, timeout)?;
+            offline_hooks.push(Arc::new(hook));
+        }
+        let ctx = Ctx::new(self.config.clone(), store, dir, services, offline_hooks);
+        *slot = Some(Arc::new(ctx));
+        Ok(())
+    }
+
+    fn stop(&self) {
+        self.shut_down();
     }
 
     fn owned_prefixes(&self) -> Vec<String> {
@@ -360,16 +400,35 @@ impl Plugin for ChatPlugin {
         ]
     }
 
-    fn on_subscribe(&self, session: &SessionInfo, destination: &str) -> Result<(), Refusal> {
-        let Ok(ctx) = self.ctx() else {
-            return Ok(());
-        };
-        if let (Some(tail), Some(user)) = (destination.strip_prefix("/user/"), &session.user) {
-            if tail == self.config.inbox {
-                self.schedule_snapshot(ctx, user);
-            }
+    fn on_connect(&self, session: &SessionInfo) -> Result<(), Refusal> {
+        if let (Ok(ctx), Some(user)) = (self.ctx(), session.user.as_deref()) {
+            ctx.online.connected(user, session.session_id);
         }
         Ok(())
+    }
+
+    fn on_disconnect(&self, session: &SessionInfo) {
+        if let (Ok(ctx), Some(user)) = (self.ctx(), session.user.as_deref()) {
+            ctx.online.disconnected(user, session.session_id);
+        }
+    }
+
+    /// A SUBSCRIBE to the inbox gets the unread snapshot on exactly that
+    /// subscription, before its RECEIPT: the directory is read after the
+    /// subscription is attached, so a count pushed since is never older
+    /// than the snapshot, and the user's other sessions get nothing.
+    fn on_subscribed(&self, session: &SessionInfo, destination: &str, subscription: &ByteString) {
+        let (Ok(ctx), Some(user)) = (self.ctx(), session.user.as_deref()) else {
+            return;
+        };
+        if destination.strip_prefix("/user/") != Some(self.config.inbox.as_str()) {
+            return;
+        }
+        let (headers, body) = snapshot(&ctx.dir(), user);
+        let message = Message::new(ByteString::from(destination.to_owned()), headers, body);
+        session
+            .mailbox
+            .deliver_reliably(subscription.clone(), Arc::new(message));
     }
 
     fn on_owned_send(
@@ -377,7 +436,7 @@ impl Plugin for ChatPlugin {
         session: &SessionInfo,
         send: OwnedSend,
     ) -> Result<ReceiptTiming, Refusal> {
-        let ctx = self.ctx()?;
+        let ctx = &self.ctx()?;
         let user = self.user(session)?;
         let target = dest::parse(
             &send.destination,
@@ -396,11 +455,15 @@ impl Plugin for ChatPlugin {
         match target {
             Target::Create => self.create(ctx, caller, &send.headers),
             Target::List => self.list(ctx, &caller, &send.headers),
-            Target::Room(room, verb) => self.room_command(ctx, caller, room, verb, &send.headers),
+            Target::Room(room, verb) => {
+                let room = room.to_owned();
+                self.room_command(ctx, caller, &room, verb, send)
+            }
             Target::Timeline(room) => {
                 if !ctx.dir().is_member(room, user) {
                     return Err(self.refuse(format!("not a member of room {room}")));
                 }
+                self.limit(user, Kind::Post)?;
                 let client_msg_id = self
                     .text(&send.headers, "x-client-msg-id")?
                     .map(str::to_owned);
@@ -420,7 +483,7 @@ impl Plugin for ChatPlugin {
         session: &SessionInfo,
         subscribe: OwnedSubscribe,
     ) -> Result<(), Refusal> {
-        let ctx = self.ctx()?;
+        let ctx = &self.ctx()?;
         let user = self.user(session)?;
         let target = dest::parse(
             &subscribe.destination,
@@ -428,9 +491,11 @@ impl Plugin for ChatPlugin {
             &self.config.rooms_prefix,
         )
         .map_err(|e| self.refuse(e))?;
-        let (room, receipts) = match target {
-            Target::Timeline(room) => (room, false),
-            Target::Room(room, Verb::Receipts) => (room, true),
+        let (room, channel) = match target {
+            Target::Timeline(room) => (room, Channel::Timeline),
+            Target::Room(room, Verb::Receipts) => (room, Channel::Receipts),
+            Target::Room(room, Verb::Presence) => (room, Channel::Presence),
+            Target::Room(room, Verb::Typing) => (room, Channel::Typing),
             _ => {
                 return Err(
                     self.refuse(format!("{} cannot be subscribed to", subscribe.destination))
@@ -440,10 +505,9 @@ impl Plugin for ChatPlugin {
         if !ctx.dir().is_member(room, user) {
             return Err(self.refuse(format!("not a member of room {room}")));
         }
-        let request = if receipts {
-            replay::Request::Nothing
-        } else {
-            replay::parse(&subscribe.headers).map_err(|e| self.refuse(e))?
+        let request = match channel {
+            Channel::Timeline => replay::parse(&subscribe.headers).map_err(|e| self.refuse(e))?,
+            _ => replay::Request::Nothing,
         };
         let key = (session.session_id, subscribe.id.clone());
         owned_subs(self).insert(key.clone(), room.to_owned());
@@ -456,7 +520,7 @@ impl Plugin for ChatPlugin {
         let cmd = Cmd::Subscribe {
             sub,
             request,
-            receipts,
+            channel,
         };
         ctx.dispatch(room, cmd).map_err(|e| {
             owned_subs(self).remove(&key);

@@ -18,6 +18,13 @@ pub enum EventKind {
     Invite,
     /// A moderator removed a member (`target`).
     Kick,
+    /// New content for a message (`relates_to`) of the same sender.
+    Edit,
+    /// A message, edit or reaction (`relates_to`) was taken back: its
+    /// stored body is purged.
+    Redact,
+    /// A reaction (`x-reaction`) to a message (`relates_to`).
+    Reaction,
 }
 
 impl EventKind {
@@ -30,6 +37,9 @@ impl EventKind {
             EventKind::Leave => "leave",
             EventKind::Invite => "invite",
             EventKind::Kick => "kick",
+            EventKind::Edit => "edit",
+            EventKind::Redact => "redact",
+            EventKind::Reaction => "reaction",
         }
     }
 
@@ -41,6 +51,9 @@ impl EventKind {
             EventKind::Leave => 3,
             EventKind::Invite => 4,
             EventKind::Kick => 5,
+            EventKind::Edit => 6,
+            EventKind::Redact => 7,
+            EventKind::Reaction => 8,
         }
     }
 
@@ -52,6 +65,9 @@ impl EventKind {
             3 => EventKind::Leave,
             4 => EventKind::Invite,
             5 => EventKind::Kick,
+            6 => EventKind::Edit,
+            7 => EventKind::Redact,
+            8 => EventKind::Reaction,
             _ => return None,
         })
     }
@@ -80,6 +96,10 @@ pub struct Event {
     pub headers: Vec<(String, String)>,
     /// The body, opaque.
     pub body: Bytes,
+    /// The event an edit, redaction or reaction is about.
+    pub relates_to: Option<u64>,
+    /// The redaction that purged this event's body and headers.
+    pub redacted_by: Option<u64>,
 }
 
 /// Group or one-to-one.
@@ -207,6 +227,10 @@ impl Member {
 
 const VERSION: u8 = 1;
 
+/// Events are written in version 2 (with `relates_to` and
+/// `redacted_by`); version 1 events are still read.
+const EVENT_VERSION: u8 = 2;
+
 /// Appends fields to a record.
 #[derive(Default)]
 struct Writer(Vec<u8>);
@@ -232,6 +256,12 @@ impl Writer {
     fn opt(&mut self, v: Option<&str>) -> &mut Self {
         match v {
             Some(s) => self.u8(1).str(s),
+            None => self.u8(0),
+        }
+    }
+    fn opt_u64(&mut self, v: Option<u64>) -> &mut Self {
+        match v {
+            Some(n) => self.u8(1).u64(n),
             None => self.u8(0),
         }
     }
@@ -269,13 +299,20 @@ impl<'a> Reader<'a> {
             _ => None,
         }
     }
+    fn opt_u64(&mut self) -> Option<Option<u64>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(self.u64()?)),
+            _ => None,
+        }
+    }
 }
 
 impl Event {
     /// The stored form.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(64 + self.body.len()));
-        w.u8(VERSION)
+        w.u8(EVENT_VERSION)
             .u64(self.seq)
             .u64(self.ts)
             .u8(self.kind.code())
@@ -288,13 +325,15 @@ impl Event {
             w.str(name).str(value);
         }
         w.bytes(&self.body);
+        w.opt_u64(self.relates_to).opt_u64(self.redacted_by);
         w.0
     }
 
     /// Reads a stored event; `None` if the record is damaged.
     pub fn decode(bytes: &[u8]) -> Option<Event> {
         let mut r = Reader(bytes);
-        if r.u8()? != VERSION {
+        let version = r.u8()?;
+        if version != 1 && version != EVENT_VERSION {
             return None;
         }
         let seq = r.u64()?;
@@ -310,6 +349,10 @@ impl Event {
             headers.push((r.str()?, r.str()?));
         }
         let body = Bytes::copy_from_slice(r.bytes()?);
+        let (relates_to, redacted_by) = match version {
+            1 => (None, None),
+            _ => (r.opt_u64()?, r.opt_u64()?),
+        };
         Some(Event {
             seq,
             ts,
@@ -320,6 +363,8 @@ impl Event {
             msg_index,
             headers,
             body,
+            relates_to,
+            redacted_by,
         })
     }
 }
@@ -411,6 +456,8 @@ mod tests {
             msg_index: 3,
             headers: vec![("content-type".into(), "application/json".into())],
             body: Bytes::from_static(b"{\"text\":\"hi\"}\0binary"),
+            relates_to: Some(2),
+            redacted_by: None,
         };
         let bytes = event.encode();
         assert_eq!(Event::decode(&bytes), Some(event));

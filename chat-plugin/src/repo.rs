@@ -5,7 +5,11 @@
 //! - `e{room}\0{seq: u64 BE}` → [`Event`]: a room's timeline is one
 //!   contiguous, ordered key range, so a page is one range read;
 //! - `u{room}\0{user}` → [`Member`];
-//! - `d{room}\0{sender}\0{client msg id}` → seq (dedupe).
+//! - `d{room}\0{sender}\0{client msg id}` → seq (dedupe);
+//! - `r{room}\0{message seq BE}{user}\0{reaction}` → the reaction's seq
+//!   (one reaction per user, key and message);
+//! - `x{room}\0{message seq BE}{edit seq BE}` → nothing (a message's
+//!   edits, purged with it).
 
 use crate::record::{Event, Member, RoomMeta};
 use crate::store::{KvStore, Op, StoreError};
@@ -42,6 +46,22 @@ fn dedupe_key(room: &str, sender: &str, client_msg_id: &str) -> Vec<u8> {
     key(b'd', room, &rest)
 }
 
+fn reaction_key(room: &str, message: u64, user: &str, reaction: &str) -> Vec<u8> {
+    let mut rest = Vec::with_capacity(10 + user.len() + reaction.len());
+    rest.extend_from_slice(&message.to_be_bytes());
+    rest.extend_from_slice(user.as_bytes());
+    rest.push(0);
+    rest.extend_from_slice(reaction.as_bytes());
+    key(b'r', room, &rest)
+}
+
+fn edit_key(room: &str, message: u64, edit: u64) -> Vec<u8> {
+    let mut rest = [0u8; 16];
+    rest[..8].copy_from_slice(&message.to_be_bytes());
+    rest[8..].copy_from_slice(&edit.to_be_bytes());
+    key(b'x', room, &rest)
+}
+
 /// The end of the key range that starts with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -75,6 +95,40 @@ pub mod write {
                 dedupe_key(room, &event.sender, id),
                 event.seq.to_be_bytes().to_vec(),
             ));
+        }
+    }
+
+    /// Records (`Some(seq)`) or forgets a user's reaction to a message.
+    pub fn reaction(
+        ops: &mut Vec<Op>,
+        room: &str,
+        message: u64,
+        user: &str,
+        reaction: &str,
+        seq: Option<u64>,
+    ) {
+        let k = reaction_key(room, message, user, reaction);
+        ops.push(match seq {
+            Some(seq) => Op::Put(k, seq.to_be_bytes().to_vec()),
+            None => Op::Delete(k),
+        });
+    }
+
+    /// Records (or, with `keep = false`, forgets) an edit of a message.
+    pub fn edit(ops: &mut Vec<Op>, room: &str, message: u64, edit: u64, keep: bool) {
+        let k = edit_key(room, message, edit);
+        ops.push(if keep {
+            Op::Put(k, Vec::new())
+        } else {
+            Op::Delete(k)
+        });
+    }
+
+    /// Removes an event and its dedupe record.
+    pub fn forget_event(ops: &mut Vec<Op>, room: &str, event: &Event) {
+        ops.push(Op::Delete(event_key(room, event.seq)));
+        if let Some(id) = &event.client_msg_id {
+            ops.push(Op::Delete(dedupe_key(room, &event.sender, id)));
         }
     }
 
@@ -178,7 +232,34 @@ pub fn events(
 
 /// One event.
 pub fn event(store: &dyn KvStore, room: &str, seq: u64) -> Result<Option<Event>, StoreError> {
-    match store.get(&event_key(room, seq))? {
+    pending_event(store, &[], room, seq)
+}
+
+/// The value of `key` once `pending` (a turn's writes, not yet applied)
+/// is applied.
+fn get_through(
+    store: &dyn KvStore,
+    pending: &[Op],
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    for op in pending.iter().rev() {
+        match op {
+            Op::Put(k, v) if k == key => return Ok(Some(v.clone())),
+            Op::Delete(k) if k == key => return Ok(None),
+            _ => {}
+        }
+    }
+    store.get(key)
+}
+
+/// One event, as it is once `pending` is applied.
+pub fn pending_event(
+    store: &dyn KvStore,
+    pending: &[Op],
+    room: &str,
+    seq: u64,
+) -> Result<Option<Event>, StoreError> {
+    match get_through(store, pending, &event_key(room, seq))? {
         Some(v) => Event::decode(&v).map(Some).ok_or_else(|| damaged("event")),
         None => Ok(None),
     }
@@ -232,6 +313,56 @@ pub fn deduped(
         .map(u64::from_be_bytes))
 }
 
+/// The sequence number of `user`'s `reaction` to `message`, if any,
+/// once `pending` is applied.
+pub fn reaction(
+    store: &dyn KvStore,
+    pending: &[Op],
+    room: &str,
+    message: u64,
+    user: &str,
+    reaction: &str,
+) -> Result<Option<u64>, StoreError> {
+    Ok(
+        get_through(store, pending, &reaction_key(room, message, user, reaction))?
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes),
+    )
+}
+
+/// The sequence numbers of a message's edits (at most `limit` stored
+/// ones, plus those in `pending`), ascending.
+pub fn edits_of(
+    store: &dyn KvStore,
+    pending: &[Op],
+    room: &str,
+    message: u64,
+    limit: usize,
+) -> Result<Vec<u64>, StoreError> {
+    let prefix = key(b'x', room, &message.to_be_bytes());
+    let end = prefix_end(&prefix);
+    let mut keys: std::collections::BTreeSet<Vec<u8>> = store
+        .range(&prefix, &end, false, limit)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for op in pending {
+        match op {
+            Op::Put(k, _) if k.starts_with(&prefix) => {
+                keys.insert(k.clone());
+            }
+            Op::Delete(k) if k.starts_with(&prefix) => {
+                keys.remove(k);
+            }
+            _ => {}
+        }
+    }
+    Ok(keys
+        .iter()
+        .filter_map(|k| k[prefix.len()..].try_into().ok().map(u64::from_be_bytes))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +381,8 @@ mod tests {
             msg_index: seq,
             headers: vec![],
             body: Bytes::from(format!("m{seq}")),
+            relates_to: None,
+            redacted_by: None,
         }
     }
 
@@ -296,5 +429,42 @@ mod tests {
         assert_eq!(deduped(&store, "r", "a", "c42").expect("dedupe"), Some(42));
         assert_eq!(deduped(&store, "r", "b", "c42").expect("dedupe"), None);
         assert!(load_room(&store, "nope").expect("load").is_none());
+
+        let mut ops = Vec::new();
+        write::reaction(&mut ops, "r", 7, "a", "+1", Some(9));
+        write::edit(&mut ops, "r", 7, 10, true);
+        write::edit(&mut ops, "r", 7, 12, true);
+        write::edit(&mut ops, "r", 8, 11, true);
+        store.apply(ops).expect("apply");
+        assert_eq!(
+            reaction(&store, &[], "r", 7, "a", "+1").expect("get"),
+            Some(9)
+        );
+        assert_eq!(reaction(&store, &[], "r", 7, "a", "+").expect("get"), None);
+        assert_eq!(
+            edits_of(&store, &[], "r", 7, 10).expect("edits"),
+            vec![10, 12]
+        );
+        let mut pending = Vec::new();
+        write::reaction(&mut pending, "r", 7, "a", "+1", None);
+        write::edit(&mut pending, "r", 7, 10, false);
+        write::edit(&mut pending, "r", 7, 13, true);
+        assert_eq!(
+            reaction(&store, &pending, "r", 7, "a", "+1").expect("get"),
+            None
+        );
+        assert_eq!(
+            edits_of(&store, &pending, "r", 7, 10).expect("edits"),
+            vec![12, 13]
+        );
+        write::event(&mut pending, "r", &ev(400, 0));
+        assert!(pending_event(&store, &pending, "r", 400)
+            .expect("pending")
+            .is_some());
+        let mut ops = Vec::new();
+        write::forget_event(&mut ops, "r", &ev(1, 0));
+        store.apply(ops).expect("apply");
+        assert_eq!(first_seq(&store, "r").expect("first"), Some(2));
+        assert_eq!(deduped(&store, "r", "a", "c1").expect("dedupe"), None);
     }
 }

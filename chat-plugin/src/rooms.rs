@@ -2,8 +2,10 @@
 //! channel, started on first use and stopped when idle.
 
 use crate::actor;
+pub use crate::channels::Channel;
 use crate::config::ChatConfig;
 use crate::directory::Directory;
+use crate::offline::{OfflineHook, Online};
 use crate::replay;
 use crate::reply::ReplyTo;
 use crate::repo::StoredRoom;
@@ -52,6 +54,28 @@ pub struct HistoryQuery {
     pub limit: usize,
 }
 
+/// What an event about another event does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relation {
+    /// New content for the sender's own message.
+    Edit,
+    /// Takes back a message, edit or reaction; purges its stored body.
+    Redact,
+    /// A reaction (an emoji or any short key) to a message.
+    React(String),
+}
+
+impl Relation {
+    /// The command's name in answers.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Relation::Edit => "edit",
+            Relation::Redact => "redact",
+            Relation::React(_) => "react",
+        }
+    }
+}
+
 /// A command for a room's task.
 #[derive(Debug)]
 pub enum Cmd {
@@ -64,6 +88,21 @@ pub enum Cmd {
         /// The client headers kept with the post.
         headers: Vec<(String, String)>,
         /// The body.
+        body: Bytes,
+        /// The idempotency key.
+        client_msg_id: Option<String>,
+    },
+    /// An edit, redaction or reaction of event `to`.
+    Relate {
+        /// Who sends it.
+        caller: Caller,
+        /// What it does.
+        relation: Relation,
+        /// The event it is about.
+        to: u64,
+        /// The client headers kept with it.
+        headers: Vec<(String, String)>,
+        /// The body (an edit's new content).
         body: Bytes,
         /// The idempotency key.
         client_msg_id: Option<String>,
@@ -82,16 +121,20 @@ pub enum Cmd {
     History(Caller, HistoryQuery),
     /// The room's description.
     Info(Caller),
-    /// Attach a subscription after its replay (`receipts`: the receipts
-    /// destination, not the timeline).
+    /// Attach a subscription (to the timeline after its replay).
     Subscribe {
         /// The subscription.
         sub: Sub,
-        /// What to replay first.
+        /// What to replay first (timeline only).
         request: replay::Request,
-        /// Whether it is `/room/{id}/receipts`.
-        receipts: bool,
+        /// What it receives.
+        channel: Channel,
     },
+    /// Start (`true`) or stop typing.
+    Typing(Caller, bool),
+    /// Delete what the retention rules no longer keep (from the room's
+    /// own timer).
+    Prune,
     /// Detach a subscription.
     Unsubscribe {
         /// The session.
@@ -122,6 +165,10 @@ pub struct Ctx {
     pub services: Arc<dyn Services>,
     /// The running room tasks.
     running: Mutex<HashMap<String, mpsc::Sender<Cmd>>>,
+    /// Told about members with no session when a message is stored.
+    pub offline_hooks: Vec<Arc<dyn OfflineHook>>,
+    /// Which users have a session.
+    pub online: Online,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -137,6 +184,7 @@ impl Ctx {
         store: Arc<dyn KvStore>,
         dir: Directory,
         services: Arc<dyn Services>,
+        offline_hooks: Vec<Arc<dyn OfflineHook>>,
     ) -> Ctx {
         Ctx {
             config,
@@ -144,6 +192,8 @@ impl Ctx {
             dir: RwLock::new(dir),
             services,
             running: Mutex::new(HashMap::new()),
+            offline_hooks,
+            online: Online::default(),
         }
     }
 

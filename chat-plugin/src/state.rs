@@ -6,7 +6,7 @@
 use crate::actor::{denied, members_json, receipts_message, DirOp, Env, Out, Turn};
 use crate::record::{Event, EventKind, Member, Role, RoomKind, RoomMeta};
 use crate::repo::{self, StoredRoom};
-use crate::rooms::{Caller, Cmd, HistoryQuery, Sub};
+use crate::rooms::{Caller, Channel, Cmd, HistoryQuery, Sub};
 use crate::store::StoreError;
 use crate::{replay, timeline};
 use bytes::Bytes;
@@ -41,7 +41,81 @@ pub struct State {
     recent: HashMap<(String, String), u64>,
 }
 
-fn headers(pairs: &[(&'static str, String)]) -> Headers {
+/// A new event, before it gets its sequence number.
+#[derive(Debug)]
+pub struct Draft {
+    kind: EventKind,
+    sender: String,
+    target: Option<String>,
+    client_msg_id: Option<String>,
+    relates_to: Option<u64>,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Draft {
+    /// An event of `kind` caused by `sender`, with no body.
+    pub fn new(kind: EventKind, sender: &str) -> Draft {
+        Draft {
+            kind,
+            sender: sender.to_owned(),
+            target: None,
+            client_msg_id: None,
+            relates_to: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The member it is about.
+    pub fn target(mut self, target: Option<String>) -> Draft {
+        self.target = target;
+        self
+    }
+
+    /// The sender's idempotency key.
+    pub fn client_msg_id(mut self, id: Option<String>) -> Draft {
+        self.client_msg_id = id;
+        self
+    }
+
+    /// The event it is about (edit, redaction, reaction).
+    pub fn relates_to(mut self, seq: u64) -> Draft {
+        self.relates_to = Some(seq);
+        self
+    }
+
+    /// The client's headers.
+    pub fn headers(mut self, headers: Vec<(String, String)>) -> Draft {
+        self.headers = headers;
+        self
+    }
+
+    /// The body.
+    pub fn body(mut self, body: Bytes) -> Draft {
+        self.body = body;
+        self
+    }
+
+    /// Another kind.
+    pub fn kind(mut self, kind: EventKind) -> Draft {
+        self.kind = kind;
+        self
+    }
+
+    /// Adds a header (a server-set one, such as `x-reaction`).
+    pub fn header(mut self, name: &str, value: &str) -> Draft {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The sender's idempotency key, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_msg_id.as_deref()
+    }
+}
+
+pub(crate) fn headers(pairs: &[(&'static str, String)]) -> Headers {
     pairs.iter().map(|(n, v)| (*n, v.clone())).collect()
 }
 
@@ -90,12 +164,7 @@ impl State {
         state.append(
             env,
             turn,
-            EventKind::Create,
-            &creator,
-            None,
-            None,
-            Vec::new(),
-            body,
+            Draft::new(EventKind::Create, &creator).body(body),
         );
         // Everyone starts having read the room's opening events.
         let opened = state.meta.head + room.members.len() as u64;
@@ -111,12 +180,7 @@ impl State {
             state.append(
                 env,
                 turn,
-                kind,
-                &creator,
-                Some(user.clone()),
-                None,
-                Vec::new(),
-                Bytes::new(),
+                Draft::new(kind, &creator).target(Some(user.clone())),
             );
             if user != creator {
                 let event = if member.role.is_member() {
@@ -138,23 +202,21 @@ impl State {
         state
     }
 
-    fn is_member(&self, user: &str) -> bool {
+    pub(crate) fn is_member(&self, user: &str) -> bool {
         self.members.get(user).is_some_and(|m| m.role.is_member())
     }
 
     /// Stores an event and queues its live delivery.
-    #[allow(clippy::too_many_arguments)]
-    fn append(
-        &mut self,
-        env: &Env,
-        turn: &mut Turn,
-        kind: EventKind,
-        sender: &str,
-        target: Option<String>,
-        client_msg_id: Option<String>,
-        headers: Vec<(String, String)>,
-        body: Bytes,
-    ) -> Event {
+    pub(crate) fn append(&mut self, env: &Env, turn: &mut Turn, draft: Draft) -> Event {
+        let Draft {
+            kind,
+            sender,
+            target,
+            client_msg_id,
+            relates_to,
+            headers,
+            body,
+        } = draft;
         self.meta.head += 1;
         if kind == EventKind::Message {
             self.meta.msg_count += 1;
@@ -167,12 +229,14 @@ impl State {
             seq: self.meta.head,
             ts: self.last_ts,
             kind,
-            sender: sender.to_owned(),
+            sender,
             target,
             client_msg_id,
             msg_index: self.meta.msg_count,
             headers,
             body,
+            relates_to,
+            redacted_by: None,
         };
         repo::write::event(&mut turn.ops, &env.id, &event);
         turn.meta_dirty = true;
@@ -224,6 +288,21 @@ impl State {
                 body,
                 client_msg_id,
             } => self.post(env, turn, &caller, headers, body, client_msg_id),
+            Cmd::Relate {
+                caller,
+                relation,
+                to,
+                headers,
+                body,
+                client_msg_id,
+            } => {
+                let draft = Draft::new(EventKind::Message, &caller.user)
+                    .relates_to(to)
+                    .client_msg_id(client_msg_id)
+                    .headers(headers)
+                    .body(body);
+                self.relate(env, turn, &caller, relation, to, draft)
+            }
             Cmd::Join(caller) => self.join(env, turn, &caller),
             Cmd::Leave(caller) => self.leave(env, turn, &caller),
             Cmd::Invite(caller, user) => self.invite(env, turn, &caller, &user),
@@ -234,13 +313,69 @@ impl State {
             Cmd::Subscribe {
                 sub,
                 request,
-                receipts,
-            } => self.subscribe(env, turn, sub, &request, receipts),
+                channel,
+            } => self.subscribe(env, turn, sub, &request, channel),
+            Cmd::Prune => self.prune(env, turn),
+            Cmd::Typing(caller, typing) => {
+                if !self.is_member(&caller.user) {
+                    return self.not_member(env, turn, &caller, "typing");
+                }
+                turn.outs.push(Out::Typing(caller.user.clone(), typing));
+                turn.ok(&caller, "typing", Headers::new(), None);
+            }
             Cmd::Unsubscribe { session_id, id } => turn.outs.push(Out::Detach(session_id, id)),
         }
     }
 
-    fn not_member(&self, env: &Env, turn: &mut Turn, caller: &Caller, command: &'static str) {
+    /// Answers a repeated client message id with the sequence number the
+    /// first one got (`x-duplicate:true`), or a lookup failure; true if
+    /// the command was answered so.
+    pub(crate) fn answered_before(
+        &self,
+        env: &Env,
+        turn: &mut Turn,
+        caller: &Caller,
+        command: &'static str,
+        client_msg_id: Option<&str>,
+    ) -> bool {
+        let Some(id) = client_msg_id else {
+            return false;
+        };
+        let known = match self.recent.get(&(caller.user.clone(), id.to_owned())) {
+            Some(seq) => Ok(Some(*seq)),
+            None => repo::deduped(&*env.ctx.store, &env.id, &caller.user, id),
+        };
+        match known {
+            Ok(Some(seq)) => {
+                let h = headers(&[
+                    ("x-seq", seq.to_string()),
+                    ("x-epoch", self.meta.epoch.clone()),
+                    ("x-duplicate", "true".into()),
+                ]);
+                turn.ok(caller, command, h, None);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                turn.fail(caller, command, &e.to_string());
+                true
+            }
+        }
+    }
+
+    /// Forgets a deleted post's client message id.
+    pub(crate) fn forget_client_id(&mut self, sender: &str, client_msg_id: &str) {
+        self.recent
+            .remove(&(sender.to_owned(), client_msg_id.to_owned()));
+    }
+
+    pub(crate) fn not_member(
+        &self,
+        env: &Env,
+        turn: &mut Turn,
+        caller: &Caller,
+        command: &'static str,
+    ) {
         turn.fail(caller, command, &format!("not a member of room {}", env.id));
     }
 
@@ -256,33 +391,16 @@ impl State {
         if !self.is_member(&caller.user) {
             return self.not_member(env, turn, caller, "post");
         }
-        if let Some(id) = &client_msg_id {
-            let known = match self.recent.get(&(caller.user.clone(), id.clone())) {
-                Some(seq) => Ok(Some(*seq)),
-                None => repo::deduped(&*env.ctx.store, &env.id, &caller.user, id),
-            };
-            match known {
-                Ok(Some(seq)) => {
-                    let h = headers(&[
-                        ("x-seq", seq.to_string()),
-                        ("x-epoch", self.meta.epoch.clone()),
-                        ("x-duplicate", "true".into()),
-                    ]);
-                    return turn.ok(caller, "post", h, None);
-                }
-                Ok(None) => {}
-                Err(e) => return turn.fail(caller, "post", &e.to_string()),
-            }
+        if self.answered_before(env, turn, caller, "post", client_msg_id.as_deref()) {
+            return;
         }
         let event = self.append(
             env,
             turn,
-            EventKind::Message,
-            &caller.user,
-            None,
-            client_msg_id,
-            client_headers,
-            body,
+            Draft::new(EventKind::Message, &caller.user)
+                .client_msg_id(client_msg_id)
+                .headers(client_headers)
+                .body(body),
         );
         // The sender has read what they wrote.
         if let Some(member) = self.members.get(&caller.user).copied() {
@@ -324,16 +442,7 @@ impl State {
             ..Member::new(Role::Member)
         };
         self.set_member(env, turn, user, Some(member));
-        let event = self.append(
-            env,
-            turn,
-            EventKind::Join,
-            user,
-            None,
-            None,
-            Vec::new(),
-            Bytes::new(),
-        );
+        let event = self.append(env, turn, Draft::new(EventKind::Join, user));
         self.notify(env, turn, user, "joined", user);
         let h = headers(&[
             ("x-seq", event.seq.to_string()),
@@ -347,16 +456,7 @@ impl State {
         if !self.is_member(user) {
             return self.not_member(env, turn, caller, "leave");
         }
-        let event = self.append(
-            env,
-            turn,
-            EventKind::Leave,
-            user,
-            None,
-            None,
-            Vec::new(),
-            Bytes::new(),
-        );
+        let event = self.append(env, turn, Draft::new(EventKind::Leave, user));
         // A direct room's users may come back; a group's leavers need an
         // invite (or a public room) again.
         let after = match self.meta.kind {
@@ -395,12 +495,7 @@ impl State {
         let event = self.append(
             env,
             turn,
-            EventKind::Invite,
-            &caller.user,
-            Some(target.to_owned()),
-            None,
-            Vec::new(),
-            Bytes::new(),
+            Draft::new(EventKind::Invite, &caller.user).target(Some(target.to_owned())),
         );
         self.notify(env, turn, target, "invited", &caller.user);
         let h = headers(&[("x-seq", event.seq.to_string())]);
@@ -425,12 +520,7 @@ impl State {
         let event = self.append(
             env,
             turn,
-            EventKind::Kick,
-            &caller.user,
-            Some(target.to_owned()),
-            None,
-            Vec::new(),
-            Bytes::new(),
+            Draft::new(EventKind::Kick, &caller.user).target(Some(target.to_owned())),
         );
         self.set_member(env, turn, target, None);
         turn.outs.push(Out::Evict(target.to_owned()));
@@ -449,12 +539,7 @@ impl State {
         let seq = seq.min(self.meta.head);
         let mut next = member;
         if seq > member.read_seq {
-            let index = if seq == self.meta.head {
-                Ok(Some(self.meta.msg_count))
-            } else {
-                repo::event(&*env.ctx.store, &env.id, seq).map(|e| e.map(|e| e.msg_index))
-            };
-            let index = match index {
+            let index = match self.msg_index_at(env, turn, seq) {
                 Ok(Some(index)) => index,
                 Ok(None) => return turn.fail(caller, "read", &format!("no event {seq}")),
                 Err(e) => return turn.fail(caller, "read", &e.to_string()),
@@ -486,6 +571,20 @@ impl State {
             ("x-unread", unread.to_string()),
         ]);
         turn.ok(caller, "read", h, None);
+    }
+
+    /// The room's `msg_count` once event `seq` was stored; for a seq
+    /// retention deleted, the count just before the oldest kept event.
+    fn msg_index_at(&self, env: &Env, turn: &Turn, seq: u64) -> Result<Option<u64>, StoreError> {
+        let store = &*env.ctx.store;
+        if seq == self.meta.head || self.low > self.meta.head {
+            return Ok(Some(self.meta.msg_count));
+        }
+        if seq < self.low {
+            return Ok(repo::pending_event(store, &turn.ops, &env.id, self.low)?
+                .map(|e| e.msg_index - u64::from(e.kind == EventKind::Message)));
+        }
+        Ok(repo::pending_event(store, &turn.ops, &env.id, seq)?.map(|e| e.msg_index))
     }
 
     fn history(&mut self, env: &Env, turn: &mut Turn, caller: &Caller, q: HistoryQuery) {
@@ -523,7 +622,7 @@ impl State {
             Some(_) => last != 0 && last < head,
             None => first > low,
         };
-        let inbox = format!("/user/{}", caller.reply.tail).into();
+        let inbox = caller.reply.destination();
         for event in &page {
             let message = timeline::message(
                 &inbox,
@@ -589,7 +688,7 @@ impl State {
         turn: &mut Turn,
         sub: Sub,
         request: &replay::Request,
-        receipts: bool,
+        channel: Channel,
     ) {
         if !self.is_member(&sub.user) {
             let error = format!("not a member of room {}", env.id);
@@ -597,7 +696,11 @@ impl State {
                 .push(Out::Deliver(sub, Arc::new(denied(&env.dest, &error))));
             return;
         }
-        if receipts {
+        if matches!(channel, Channel::Presence | Channel::Typing) {
+            turn.outs.push(Out::Attach(sub, channel));
+            return;
+        }
+        if channel == Channel::Receipts {
             let markers: BTreeMap<String, u64> = self
                 .members
                 .iter()
@@ -607,7 +710,7 @@ impl State {
             let snapshot = receipts_message(env, &self.meta, &markers);
             turn.outs
                 .push(Out::Deliver(sub.clone(), Arc::new(snapshot)));
-            turn.outs.push(Out::Attach(sub, true));
+            turn.outs.push(Out::Attach(sub, channel));
             return;
         }
         let store = &*env.ctx.store;
@@ -657,6 +760,6 @@ impl State {
         }
         let marker = Message::new(env.dest.clone(), h, Bytes::new());
         turn.outs.push(Out::Deliver(sub.clone(), Arc::new(marker)));
-        turn.outs.push(Out::Attach(sub, false));
+        turn.outs.push(Out::Attach(sub, Channel::Timeline));
     }
 }

@@ -19,6 +19,8 @@ pub const STAMPED: &[&str] = &[
     "x-target",
     "x-client-msg-id",
     "x-relates-to",
+    "x-redacted-by",
+    "x-reaction",
     "x-replay",
     "x-recovered",
     "x-room",
@@ -62,6 +64,12 @@ pub fn message(
     }
     if let Some(id) = &event.client_msg_id {
         headers.push("x-client-msg-id", id.clone());
+    }
+    if let Some(seq) = event.relates_to {
+        headers.push("x-relates-to", seq.to_string());
+    }
+    if let Some(seq) = event.redacted_by {
+        headers.push("x-redacted-by", seq.to_string());
     }
     if let Some((name, value)) = flag {
         headers.push(name, value);
@@ -122,6 +130,8 @@ mod tests {
             msg_index: 1,
             headers: vec![("content-type".into(), "text/plain".into())],
             body: Bytes::from_static(b"hi"),
+            relates_to: None,
+            redacted_by: None,
         };
         let m = message(
             &ByteString::from_static("/room/r"),

@@ -152,7 +152,7 @@ async fn a_resume_after_a_disconnect_gets_exactly_what_was_missed() {
 async fn a_stale_epoch_or_a_too_old_cursor_is_not_partly_recovered() {
     let broker = common::start_with(ChatConfig {
         max_replay: 5,
-        ..ChatConfig::default()
+        ..common::unlimited()
     })
     .await;
     let mut alice = Peer::connect(&broker, "alice").await;

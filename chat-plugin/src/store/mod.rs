@@ -1,6 +1,6 @@
 //! Storage: one small ordered key-value trait ([`KvStore`]) with an
 //! in-memory and a sled implementation. The chat's records and key layout
-//! live in [`crate::repo`]; this module only stores bytes.
+//! live in the crate's `repo` module; this one only stores bytes.
 
 mod memory;
 mod sled_store;

@@ -24,8 +24,12 @@ impl SledStore {
         loop {
             match sled::Config::new().path(path).open() {
                 Ok(db) => return Ok(SledStore { db }),
+                // sled reports a held lock as an `Other` I/O error whose
+                // text names it.
                 Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                    if (e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock"))
+                        && Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(20));
                 }

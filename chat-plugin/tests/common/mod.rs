@@ -16,7 +16,8 @@ use tokio_util::codec::Framed;
 /// How long a test waits for a frame that must come.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-fn config() -> Config {
+/// A broker configuration on loopback port 0 with only the TCP listener.
+pub fn config() -> Config {
     let mut config = Config::default();
     config.listeners.tcp = "127.0.0.1:0".into();
     config.listeners.websocket = String::new();
@@ -26,19 +27,36 @@ fn config() -> Config {
 
 /// A broker with an in-memory store and the chat plugin.
 pub async fn start_with(chat: ChatConfig) -> BrokerHandle {
+    start_plugin(ChatPlugin::new(chat)).await
+}
+
+/// A broker with an in-memory store and `plugin`.
+pub async fn start_plugin(plugin: ChatPlugin) -> BrokerHandle {
     Broker::builder()
         .config(config())
         .store_in_memory()
-        .plugin(ChatPlugin::new(chat))
+        .plugin(plugin)
         .build()
         .start()
         .await
         .expect("broker starts")
 }
 
-/// A broker with the default chat configuration, in memory.
+/// The default chat configuration without rate limits (tests post in
+/// bursts).
+pub fn unlimited() -> ChatConfig {
+    ChatConfig {
+        post_rate: 0,
+        typing_rate: 0,
+        read_rate: 0,
+        ..ChatConfig::default()
+    }
+}
+
+/// A broker with the default chat configuration (no rate limits), in
+/// memory.
 pub async fn start() -> BrokerHandle {
-    start_with(ChatConfig::default()).await
+    start_with(unlimited()).await
 }
 
 /// A broker storing in a sled database under `dir`. A broker that was
@@ -52,7 +70,7 @@ pub async fn start_on_disk(dir: &Path) -> BrokerHandle {
     loop {
         let started = Broker::builder()
             .config(config.clone())
-            .plugin(ChatPlugin::new(ChatConfig::default()))
+            .plugin(ChatPlugin::new(unlimited()))
             .build()
             .start()
             .await;
