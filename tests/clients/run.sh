@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Run the real-client suites (python/stomp.py over TCP, node/stompjs over WebSocket, browser/
-# rx-stomp in headless Chromium) in that order. Each suite starts its own fresh stompede
-# on free loopback ports and stops it when done.
+# rx-stomp in headless Chromium, web-chat/ the example chat page in headless Chromium) in that
+# order. Each suite starts its own fresh stompede on free loopback ports and stops it when done.
 #
 #   tests/clients/run.sh              build (if STOMPEDE_BIN is unset) and test stompede
 #   tests/clients/run.sh --external   test the brokers named by STOMP_TCP_URL / STOMP_WS_URL
-#   tests/clients/run.sh python node  run only the named suites (python, node, browser)
+#                                     (web-chat is left out: it needs stompede's chat plugin and
+#                                     --static-dir)
+#   tests/clients/run.sh python node  run only the named suites (python, node, browser, web-chat)
+#
+# web-chat screenshots go to tests/clients/artifacts/ (or STOMP_TEST_ARTIFACTS); CI keeps them.
 #
 # STOMPEDE_BIN: broker binary; if unset, `cargo build -p stompede` is run and
 # $CARGO_TARGET_DIR/debug/stompede used (CARGO_TARGET_DIR defaults to ~/.cache/stompede/target).
@@ -29,12 +33,20 @@ suites=()
 for arg in "$@"; do
   case "$arg" in
     --external) external=1 ;;
-    python|node|browser) suites+=("$arg") ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    python|node|browser|web-chat) suites+=("$arg") ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument: $arg" ;;
   esac
 done
-[ "${#suites[@]}" -gt 0 ] || suites=(python node browser)
+if [ "${#suites[@]}" -eq 0 ]; then
+  suites=(python node browser)
+  [ "$external" -eq 1 ] || suites+=(web-chat)
+fi
+if [ "$external" -eq 1 ]; then
+  for s in "${suites[@]}"; do
+    [ "$s" != web-chat ] || die "the web-chat suite starts stompede itself (chat plugin, --static-dir): not with --external"
+  done
+fi
 
 # ---- the broker -------------------------------------------------------------------------------
 if [ "$external" -eq 1 ]; then
@@ -158,6 +170,10 @@ run_suite() {
     python) run_python ;;
     node) run_node_suite node "$HERE"/node/*.test.mjs ;;
     browser) run_node_suite browser "$HERE"/browser/*.test.mjs ;;
+    web-chat)
+      export STOMP_TEST_ARTIFACTS="${STOMP_TEST_ARTIFACTS:-$HERE/artifacts}"
+      say "screenshots: $STOMP_TEST_ARTIFACTS"
+      run_node_suite web-chat "$HERE"/browser-chat/*.test.mjs ;;
   esac
   rc=$?
   TIME[$name]="$(elapsed "$start")"
