@@ -1256,3 +1256,56 @@ async fn fuzz_regressions_replay() {
     }
     eprintln!("replayed {} fuzz reproducers", files.len());
 }
+
+/// The topics and patterns that have subscribers, from the admin API.
+async fn topics_with_subscribers(admin: SocketAddr) -> String {
+    let mut s = TcpStream::connect(admin).await.expect("admin");
+    s.write_all(b"GET /api/topics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut answer))
+        .await
+        .expect("admin answers")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer);
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.replace(char::is_whitespace, ""))
+        .unwrap_or_default()
+}
+
+/// Found by the session fuzzer: an UNSUBSCRIBE with `persistent:true` (or
+/// `durable:true`) of a plain topic subscription, from a client with a
+/// login, drops the subscription from the session but leaves its
+/// subscriber in the topic table for ever: every repetition leaks one, and
+/// every publish to a matching topic fans out to all of them (memory and
+/// CPU grow without bound; the fuzzer's executions slowed from 4,000/s to
+/// a few hundred). Reproducer: `broker/fuzz/regressions/
+/// durable-unsubscribe-of-a-plain-topic-subscription.bin`.
+#[tokio::test]
+async fn durable_unsubscribe_of_a_plain_topic_subscription_leaves_no_subscriber() {
+    let mut config = Config::default();
+    config.listeners.tcp = String::new();
+    config.listeners.websocket = String::new();
+    config.listeners.admin = "127.0.0.1:0".into();
+    let broker = common::launch(config).await;
+    let admin = broker.admin_addr().expect("admin listener");
+    for unsubscribe in ["persistent:true", "durable:true"] {
+        for destination in ["/topic/t.*", "/topic/t.0"] {
+            let mut c = Peer::new(broker.connect_in_process());
+            c.connect("1.2", Some("fuzz0")).await;
+            c.subscribe("s5", destination, "auto").await;
+            c.raw(format!("UNSUBSCRIBE\nid:s5\n{unsubscribe}\nreceipt:u\n\n\0").as_bytes())
+                .await;
+            let _ = c.try_frame(WAIT).await;
+            c.raw(b"DISCONNECT\nreceipt:bye\n\n\0").await;
+            let _ = c.try_frame(WAIT).await;
+            c.expect_closed().await;
+            let topics = topics_with_subscribers(admin).await;
+            assert_eq!(
+                topics, "[]",
+                "after UNSUBSCRIBE {unsubscribe} of {destination} and the close: {topics}"
+            );
+        }
+    }
+}

@@ -648,8 +648,12 @@ impl<T: Transport> Session<T> {
         // whether or not it is active on this connection.
         if let Some(queue_name) = self.durable_subscription_name(frame, &id)? {
             self.flush_acks();
-            self.subscriptions.remove(&id);
-            self.ack_owner.retain(|_, owner| *owner != id);
+            if let Some(sub) = self.subscriptions.remove(&id) {
+                self.ack_owner.retain(|_, owner| *owner != id);
+                // A plain topic subscription unsubscribed with the durable
+                // flag must still leave the topic table.
+                self.release(&id, sub.source);
+            }
             self.shared.router.durable.unbind(&queue_name)?;
             return Ok(());
         }
