@@ -92,15 +92,19 @@ struct BrokerServices {
 }
 
 impl Services for BrokerServices {
-    fn publish(&self, message: Message) -> Result<(), String> {
+    fn publish(&self, message: Message, reliable: bool) -> Result<(), String> {
         let shared = self.shared.upgrade().ok_or("the broker has stopped")?;
         let destination = message.destination.clone();
         match shared.router.route(&destination) {
             Ok(Route::Topic | Route::ReplyQueue) => {
-                shared
-                    .router
-                    .topics
-                    .publish(&destination, &Arc::new(message));
+                let message = Arc::new(message);
+                match reliable {
+                    false => shared.router.topics.publish(&destination, &message),
+                    true => shared
+                        .router
+                        .topics
+                        .publish_reliably(&destination, &message),
+                };
                 Ok(())
             }
             Ok(_) => Err(format!(

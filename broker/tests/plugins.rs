@@ -113,6 +113,9 @@ async fn plugins_can_refuse_connect_and_subscribe_and_stamp_sends() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    // mallory's refused CONNECT is not paired with an on_disconnect.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(disconnects.load(Ordering::SeqCst), 2);
 }
 
 /// Owns `/log/`: every SEND is numbered, kept, and delivered to the

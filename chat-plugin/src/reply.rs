@@ -106,7 +106,7 @@ impl ReplyTo {
         match &self.target {
             Target::User { tail } => services.deliver_to_user(&self.user, tail, message, true),
             Target::Queue(_) => {
-                if let Err(e) = services.publish(message) {
+                if let Err(e) = services.publish(message, true) {
                     tracing::debug!(user = %self.user, error = %e, "chat reply not delivered");
                 }
             }

@@ -187,8 +187,10 @@ pub trait Services: Send + Sync + 'static {
     /// would: a topic (`/topic/...`), or a private reply queue — the
     /// `reply-to` of an owned SEND whose client named a `/temp-queue/`
     /// arrives rewritten to the session's `/reply-queue/...` address.
-    /// Other destinations are refused with a reason.
-    fn publish(&self, message: Message) -> Result<(), String>;
+    /// Other destinations are refused with a reason. With `reliable` the
+    /// slow-consumer policy may not drop it (replies: the plugin bounds
+    /// how many it sends).
+    fn publish(&self, message: Message, reliable: bool) -> Result<(), String>;
 
     /// Delivers `message` to every session of `user` subscribed to
     /// `/user/{tail}` (e.g. `tail = "queue/chat"`). With `reliable` the
@@ -280,7 +282,9 @@ pub trait Plugin: Send + Sync + 'static {
     /// An owned subscription ended (UNSUBSCRIBE or disconnect).
     fn on_owned_unsubscribe(&self, _session: &SessionInfo, _subscription: &ByteString) {}
 
-    /// After the session has ended, for whatever reason.
+    /// After the session has ended, for whatever reason. Called exactly
+    /// for the sessions whose [`Plugin::on_connect`] this plugin accepted
+    /// (not when it, or a plugin before it, refused the CONNECT).
     fn on_disconnect(&self, _session: &SessionInfo) {}
 
     /// The broker is shutting down, after its sessions closed: release

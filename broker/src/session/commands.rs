@@ -220,7 +220,7 @@ impl<T: Transport> Session<T> {
             tracing::Span::current().record("user", user.as_ref() as &str);
         }
         self.client_id = frame.headers.get_shared("client-id").cloned();
-        self.run_plugins(|plugin, info| plugin.on_connect(info))?;
+        self.connect_plugins()?;
 
         let hb = &self.shared.config.heartbeat;
         let (server_send, server_receive) = if version == Version::V1_0 {
@@ -256,6 +256,20 @@ impl<T: Transport> Session<T> {
         });
         self.registered = Some(self.shared.sessions.insert(self.id, entry));
         tracing::debug!(%version, "connected");
+        Ok(())
+    }
+
+    /// Runs every plugin's `on_connect` in order; the first refusal wins.
+    /// Counts the plugins that accepted: exactly those get `on_disconnect`.
+    fn connect_plugins(&mut self) -> Handled {
+        if self.shared.plugins.is_empty() {
+            return Ok(());
+        }
+        let info = self.info();
+        for plugin in &self.shared.plugins.all {
+            plugin.on_connect(&info).map_err(Refusal::from_plugin)?;
+            self.plugins_connected += 1;
+        }
         Ok(())
     }
 

@@ -109,6 +109,9 @@ struct Session<T> {
     expires_at: Option<Instant>,
     /// Inbound frame and byte budgets.
     rate: rate::InboundRate,
+    /// How many plugins accepted this session's CONNECT (they, and only
+    /// they, are told when it ends).
+    plugins_connected: usize,
     /// The CONNECT `client-id` (names durable subscriptions).
     client_id: Option<ByteString>,
     subscriptions: HashMap<ByteString, Subscription>,
@@ -165,6 +168,7 @@ impl<T: Transport> Session<T> {
             version: Version::V1_2,
             principal: crate::auth::Principal::default(),
             expires_at: None,
+            plugins_connected: 0,
             rate: rate::InboundRate::new(limits.max_frames_per_second, limits.max_bytes_per_second),
             client_id: None,
             subscriptions: HashMap::new(),
@@ -578,9 +582,9 @@ impl<T: Transport> Session<T> {
             self.shared.sessions.remove(self.id);
         }
         self.flush_acks();
-        if self.state != State::AwaitConnect && !self.shared.plugins.is_empty() {
+        if self.plugins_connected > 0 {
             let info = self.info();
-            for plugin in &self.shared.plugins.all {
+            for plugin in &self.shared.plugins.all[..self.plugins_connected] {
                 plugin.on_disconnect(&info);
             }
         }
