@@ -3,6 +3,7 @@
 # repository's HEAD into a temporary directory, runs the README's first
 # command (scripts/start.sh, default ports) there, then runs the README's
 # stomp.py snippet ("Five minutes with Stompede", step 3) and checks the
+# example chat page is served where start.sh says, and the
 # message came back, checks the status page and health endpoint it
 # announces, and stops the broker with Ctrl-C (SIGINT), which must exit
 # cleanly. Fails loudly if any step does not work as the README says.
@@ -66,10 +67,15 @@ echo "$output" | grep -q "hi from stomp.py" || {
 
 python3 - <<'PY'
 import urllib.request
-for path, needle in [("/healthz", ""), ("/", "<html"), ("/metrics", "stompede_")]:
-    body = urllib.request.urlopen("http://127.0.0.1:15692" + path, timeout=5).read().decode()
-    assert needle in body, (path, body[:200])
-print("status page, /healthz and /metrics answer")
+for base, path, needle in [
+    ("http://127.0.0.1:15692", "/healthz", ""),
+    ("http://127.0.0.1:15692", "/", "<html"),
+    ("http://127.0.0.1:15692", "/metrics", "stompede_"),
+    ("http://127.0.0.1:15674", "/", "rx-stomp"),
+]:
+    body = urllib.request.urlopen(base + path, timeout=5).read().decode()
+    assert needle in body, (base + path, body[:200])
+print("chat page, status page, /healthz and /metrics answer")
 PY
 
 kill -INT "$pid"
