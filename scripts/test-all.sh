@@ -2,9 +2,11 @@
 # Installs what the tests need, then runs every test: formatting, lints,
 # the Rust unit/integration/doc tests, the conformance suite against the
 # real binary over TCP and WebSocket, the real-client suites (stomp.py,
-# stompjs in Node, rx-stomp in headless Chromium), and a smoke run of the
-# load benchmark. Prints the time each stage took. Fails on the first
-# failing stage; nothing is skipped silently.
+# stompjs in Node, rx-stomp and the example chat page in headless
+# Chromium), a smoke run of the load benchmark, and the README's newcomer
+# path on a clean clone (start the broker, try it, stop it), plus cargo
+# deny. Prints the time each stage took. Fails on the first failing stage;
+# nothing is skipped silently.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO"
@@ -103,4 +105,5 @@ stage "build binaries" cargo build --locked --workspace --all-features --bins
 stage "conformance (tcp + ws)" run_conformance
 stage "real clients" env STOMPEDE_BIN="$CARGO_TARGET_DIR/debug/stompede" tests/clients/run.sh
 stage "load benchmark smoke run" run_bench_smoke
+stage "README path (clean clone)" scripts/readme-path.sh
 print_summary
