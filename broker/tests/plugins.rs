@@ -296,3 +296,50 @@ async fn a_plugin_serves_the_destinations_it_owns() {
     }
     assert!(log.state.lock().unwrap().subscribers.is_empty());
 }
+
+/// Reports one gauge.
+struct Counted;
+
+impl Plugin for Counted {
+    fn name(&self) -> &str {
+        "counted"
+    }
+
+    fn metrics(&self) -> Vec<stompede::plugin::Gauge> {
+        vec![stompede::plugin::Gauge {
+            name: "counted_things",
+            help: "Things the test plugin counts.",
+            value: 42,
+        }]
+    }
+}
+
+#[tokio::test]
+async fn plugin_gauges_appear_in_the_metrics() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = Config::default();
+    config.listeners.tcp = String::new();
+    config.listeners.websocket = String::new();
+    config.listeners.admin = "127.0.0.1:0".into();
+    let broker = Broker::builder()
+        .config(config)
+        .store_in_memory()
+        .plugin(Counted)
+        .build()
+        .start()
+        .await
+        .expect("start");
+    let mut s = tokio::net::TcpStream::connect(broker.admin_addr().expect("admin"))
+        .await
+        .expect("connect");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.expect("read");
+    assert!(
+        text.contains("# TYPE stompede_counted_things gauge"),
+        "{text}"
+    );
+    assert!(text.contains("\nstompede_counted_things 42\n"), "{text}");
+}

@@ -204,6 +204,18 @@ pub trait Services: Send + Sync + 'static {
     fn data_dir(&self, plugin: &str) -> Option<PathBuf>;
 }
 
+/// One gauge a plugin reports in the broker's `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gauge {
+    /// The metric name after the `stompede_` prefix (e.g. `chat_rooms`):
+    /// lowercase letters, digits and underscores.
+    pub name: &'static str,
+    /// One line of help text.
+    pub help: &'static str,
+    /// The value now.
+    pub value: u64,
+}
+
 /// Hooks into the broker. Every method has a default: allow, own nothing.
 pub trait Plugin: Send + Sync + 'static {
     /// A short name for logs.
@@ -290,4 +302,10 @@ pub trait Plugin: Send + Sync + 'static {
     /// The broker is shutting down, after its sessions closed: release
     /// files and stop tasks.
     fn stop(&self) {}
+
+    /// Gauges for the broker's `/metrics` (e.g. chat rooms, online users),
+    /// read at every scrape: cheap to compute.
+    fn metrics(&self) -> Vec<Gauge> {
+        Vec::new()
+    }
 }

@@ -199,6 +199,12 @@ pub(crate) async fn render(shared: &Shared) -> String {
         "Time from a message's publication to its MESSAGE frame being written.",
         &s.delivery_latency(),
     );
+    // Plugins (chat rooms, online users, ...).
+    for plugin in &shared.plugins.all {
+        for gauge in plugin.metrics() {
+            out.single(gauge.name, "gauge", gauge.help, gauge.value);
+        }
+    }
     out.0
 }
 
