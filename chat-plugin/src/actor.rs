@@ -524,6 +524,7 @@ fn refuse(env: &Env, cmd: Cmd, error: &str, turn: &mut Turn) {
         Cmd::Leave(c) => (c, "leave"),
         Cmd::Invite(c, _) => (c, "invite"),
         Cmd::Kick(c, _) => (c, "kick"),
+        Cmd::SetRole(c, ..) => (c, "role"),
         Cmd::Read(c, ..) => (c, "read"),
         Cmd::History(c, _) => (c, "history"),
         Cmd::Info(c) => (c, "info"),

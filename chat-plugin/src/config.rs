@@ -29,7 +29,7 @@ pub struct ChatConfig {
     /// The largest page of `/rooms/list`.
     pub max_rooms_page: usize,
     /// How many commands a room's queue holds before new ones are refused
-    /// ("room busy").
+    /// ("room busy"). Unsubscribes are never refused: they wait.
     pub room_queue: usize,
     /// A room without subscribers stops its task after this many seconds
     /// and is reloaded from storage when used again.
@@ -58,6 +58,13 @@ pub struct ChatConfig {
     pub read_rate: u32,
     /// Read-marker SENDs at once.
     pub read_burst: u32,
+    /// Error notices (`x-event:error` in the inbox) one user gets per
+    /// second for SENDs refused before they reached a room (rate limited,
+    /// not a member, bad header) that asked for no RECEIPT; more refusals
+    /// are silent (0: no such notices).
+    pub error_notice_rate: u32,
+    /// Error notices at once.
+    pub error_notice_burst: u32,
     /// Keep at most this many events per room; older ones are deleted
     /// (0: no limit).
     pub retention_max_events: u64,
@@ -102,6 +109,8 @@ impl Default for ChatConfig {
             typing_burst: 5,
             read_rate: 10,
             read_burst: 30,
+            error_notice_rate: 2,
+            error_notice_burst: 10,
             retention_max_events: 0,
             retention_max_age_secs: 0,
             webhook_url: String::new(),

@@ -29,6 +29,8 @@ pub enum Verb {
     Redact,
     /// React (`x-reaction`) to a message (`x-relates-to`).
     React,
+    /// Make `x-user` a moderator or a member (`x-role`; the owner).
+    Role,
 }
 
 impl Verb {
@@ -47,6 +49,7 @@ impl Verb {
             "edit" => Verb::Edit,
             "redact" => Verb::Redact,
             "react" => Verb::React,
+            "role" => Verb::Role,
             _ => return None,
         })
     }
@@ -67,6 +70,7 @@ impl Verb {
             Verb::Edit => "edit",
             Verb::Redact => "redact",
             Verb::React => "react",
+            Verb::Role => "role",
         }
     }
 }

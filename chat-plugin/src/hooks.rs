@@ -7,7 +7,7 @@ use crate::dest::{self, Target, Verb};
 use crate::directory::{Directory, RoomSummary};
 use crate::limits::Kind;
 use crate::record::{Member, Role, RoomKind, RoomMeta};
-use crate::reply::ReplyTo;
+use crate::reply::{ReplyTo, Target as ReplyTarget};
 use crate::repo::{self, StoredRoom};
 use crate::rooms::{Caller, Channel, Cmd, Ctx, HistoryQuery, Relation, Sub};
 use crate::state::now_ms;
@@ -272,6 +272,18 @@ impl ChatPlugin {
             Verb::Leave => Cmd::Leave(caller),
             Verb::Invite => Cmd::Invite(caller, user_arg()?),
             Verb::Kick => Cmd::Kick(caller, user_arg()?),
+            Verb::Role => {
+                let role = match headers.get("x-role") {
+                    Some("moderator") => Role::Moderator,
+                    Some("member") => Role::Member,
+                    other => {
+                        return Err(
+                            self.refuse(format!("x-role is moderator or member, not {other:?}"))
+                        )
+                    }
+                };
+                Cmd::SetRole(caller, user_arg()?, role)
+            }
             Verb::Read => {
                 self.limit(&caller.user, Kind::Read)?;
                 let seq = number(headers, "x-seq")
@@ -431,6 +443,10 @@ impl Plugin for ChatPlugin {
             .deliver_reliably(subscription.clone(), Arc::new(message));
     }
 
+    /// A SEND refused here (not by the room) keeps the connection with a
+    /// RECEIPT carrying `x-error`, if one was asked for; the client also
+    /// gets an `x-event:error` MESSAGE when it asked for no RECEIPT or
+    /// named `reply-to` / `correlation-id`.
     fn on_owned_send(
         &self,
         session: &SessionInfo,
@@ -438,44 +454,17 @@ impl Plugin for ChatPlugin {
     ) -> Result<ReceiptTiming, Refusal> {
         let ctx = &self.ctx()?;
         let user = self.user(session)?;
-        let target = dest::parse(
-            &send.destination,
-            &self.config.room_prefix,
-            &self.config.rooms_prefix,
-        )
-        .map_err(|e| self.refuse(e))?;
-        let reply = ReplyTo::from_send(user, &send.headers, &self.config.inbox)
-            .map_err(|e| self.refuse(e))?;
-        let caller = Caller {
-            user: user.to_owned(),
-            mailbox: session.mailbox.clone(),
-            receipt: send.receipt.clone(),
-            reply,
-        };
-        match target {
-            Target::Create => self.create(ctx, caller, &send.headers),
-            Target::List => self.list(ctx, &caller, &send.headers),
-            Target::Room(room, verb) => {
-                let room = room.to_owned();
-                self.room_command(ctx, caller, &room, verb, send)
-            }
-            Target::Timeline(room) => {
-                if !ctx.dir().is_member(room, user) {
-                    return Err(self.refuse(format!("not a member of room {room}")));
-                }
-                self.limit(user, Kind::Post)?;
-                let client_msg_id = self
-                    .text(&send.headers, "x-client-msg-id")?
-                    .map(str::to_owned);
-                let cmd = Cmd::Post {
-                    caller,
-                    headers: timeline::kept_headers(&send.headers),
-                    body: send.body,
-                    client_msg_id,
-                };
-                self.dispatch(ctx, room, cmd)
+        let wants_message = send.receipt.is_none()
+            || send.headers.contains("reply-to")
+            || send.headers.contains("correlation-id");
+        let about = wants_message.then(|| RefusedSend::of(&self.config, user, &send));
+        let result = self.owned_send(ctx, session, user, send);
+        if let (Err(refusal), Some(about)) = (&result, about) {
+            if refusal.soft {
+                self.tell_refused(ctx, about, &refusal.message);
             }
         }
+        result
     }
 
     fn on_owned_subscribe(
@@ -538,9 +527,133 @@ impl Plugin for ChatPlugin {
                 session_id: key.0,
                 id: key.1,
             };
-            // A full queue: the room drops the subscription when a
-            // delivery to the closed session fails.
-            let _ = ctx.dispatch(&room, cmd);
+            // Never lost to a full queue: presence must not lag.
+            ctx.dispatch_reliably(&room, cmd);
+        }
+    }
+}
+
+impl ChatPlugin {
+    /// `on_owned_send` once the session is known to have a user.
+    fn owned_send(
+        &self,
+        ctx: &Arc<Ctx>,
+        session: &SessionInfo,
+        user: &str,
+        send: OwnedSend,
+    ) -> Result<ReceiptTiming, Refusal> {
+        let target = dest::parse(
+            &send.destination,
+            &self.config.room_prefix,
+            &self.config.rooms_prefix,
+        )
+        .map_err(|e| self.refuse(e))?;
+        let reply = ReplyTo::from_send(user, &send.headers, &self.config.inbox)
+            .map_err(|e| self.refuse(e))?;
+        let caller = Caller {
+            user: user.to_owned(),
+            mailbox: session.mailbox.clone(),
+            receipt: send.receipt.clone(),
+            reply,
+        };
+        match target {
+            Target::Create => self.create(ctx, caller, &send.headers),
+            Target::List => self.list(ctx, &caller, &send.headers),
+            Target::Room(room, verb) => {
+                let room = room.to_owned();
+                self.room_command(ctx, caller, &room, verb, send)
+            }
+            Target::Timeline(room) => {
+                if !ctx.dir().is_member(room, user) {
+                    return Err(self.refuse(format!("not a member of room {room}")));
+                }
+                self.limit(user, Kind::Post)?;
+                let client_msg_id = self
+                    .text(&send.headers, "x-client-msg-id")?
+                    .map(str::to_owned);
+                let cmd = Cmd::Post {
+                    caller,
+                    headers: timeline::kept_headers(&send.headers),
+                    body: send.body,
+                    client_msg_id,
+                };
+                self.dispatch(ctx, room, cmd)
+            }
+        }
+    }
+
+    /// The `x-event:error` MESSAGE of a SEND refused in the hooks: to its
+    /// reply destination (the inbox unless it named a valid `reply-to`),
+    /// with `x-error`, `x-command`, `x-destination`, `x-room` and
+    /// `x-client-msg-id` when known. Rate limited per user, so a client
+    /// that floods refused SENDs gets a bounded number of them.
+    fn tell_refused(&self, ctx: &Ctx, about: RefusedSend, error: &str) {
+        if self.config.error_notice_rate == 0
+            || !self
+                .limiter
+                .allow(&about.reply.user, Kind::Notice, std::time::Instant::now())
+        {
+            return;
+        }
+        let mut h = Headers::new();
+        h.push("x-error", error.replace(['\r', '\n'], " "));
+        h.push("x-destination", about.destination);
+        if let Some(room) = about.room {
+            h.push("x-room", room);
+        }
+        if let Some(id) = about.client_msg_id {
+            h.push("x-client-msg-id", id);
+        }
+        about
+            .reply
+            .send(&*ctx.services, "error", about.command, h, Bytes::new());
+    }
+}
+
+/// What the error MESSAGE of a refused SEND says about it.
+struct RefusedSend {
+    /// Where it goes (and who is told).
+    reply: ReplyTo,
+    /// `x-command`: `post`, `create`, `list`, or the room verb.
+    command: &'static str,
+    destination: String,
+    room: Option<String>,
+    client_msg_id: Option<String>,
+}
+
+impl RefusedSend {
+    fn of(config: &crate::ChatConfig, user: &str, send: &OwnedSend) -> RefusedSend {
+        let headers = &send.headers;
+        let reply = ReplyTo::from_send(user, headers, &config.inbox).unwrap_or_else(|_| ReplyTo {
+            user: user.to_owned(),
+            target: ReplyTarget::User {
+                tail: config.inbox.clone(),
+            },
+            correlation_id: headers.get("correlation-id").map(str::to_owned),
+            explicit: true,
+        });
+        let target = dest::parse(&send.destination, &config.room_prefix, &config.rooms_prefix);
+        let (command, room) = match target {
+            Ok(Target::Create) => ("create", None),
+            Ok(Target::List) => ("list", None),
+            Ok(Target::Timeline(room)) => ("post", Some(room.to_owned())),
+            Ok(Target::Room(room, verb)) => (verb.as_str(), Some(room.to_owned())),
+            Err(_) => ("unknown", None),
+        };
+        let sane = |v: &&str| v.len() <= config.max_text && !v.contains(['\0', '\r', '\n']);
+        let mut destination: String = send.destination.to_string();
+        if !sane(&destination.as_str()) {
+            destination.clear();
+        }
+        RefusedSend {
+            reply,
+            command,
+            destination,
+            room,
+            client_msg_id: headers
+                .get("x-client-msg-id")
+                .filter(sane)
+                .map(str::to_owned),
         }
     }
 }

@@ -89,6 +89,7 @@ impl ChatPlugin {
             rate(config.post_rate, config.post_burst),
             rate(config.typing_rate, config.typing_burst),
             rate(config.read_rate, config.read_burst),
+            rate(config.error_notice_rate, config.error_notice_burst),
         );
         ChatPlugin {
             limiter,

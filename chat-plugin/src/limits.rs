@@ -1,5 +1,6 @@
 //! Per-user rate limits (token buckets) for posts, typing and read
-//! markers, checked in the session hooks before a command is queued.
+//! markers, checked in the session hooks before a command is queued, and
+//! for the error notices of refused SENDs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +18,8 @@ pub enum Kind {
     Typing,
     /// Read markers.
     Read,
+    /// Inbox notices of SENDs refused in the session hooks.
+    Notice,
 }
 
 /// A sustained rate and a burst; `per_sec == 0` means no limit.
@@ -37,7 +40,7 @@ struct Bucket {
 /// The buckets of every user.
 #[derive(Debug)]
 pub struct Limiter {
-    rates: [Rate; 3],
+    rates: [Rate; 4],
     buckets: Mutex<HashMap<(String, Kind), Bucket>>,
 }
 
@@ -46,14 +49,15 @@ fn index(kind: Kind) -> usize {
         Kind::Post => 0,
         Kind::Typing => 1,
         Kind::Read => 2,
+        Kind::Notice => 3,
     }
 }
 
 impl Limiter {
-    /// Limits for posts, typing and reads.
-    pub fn new(post: Rate, typing: Rate, read: Rate) -> Limiter {
+    /// Limits for posts, typing, reads and error notices.
+    pub fn new(post: Rate, typing: Rate, read: Rate, notice: Rate) -> Limiter {
         Limiter {
-            rates: [post, typing, read],
+            rates: [post, typing, read, notice],
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -104,7 +108,7 @@ mod tests {
             per_sec: 0.0,
             burst: 0.0,
         };
-        let l = Limiter::new(two, off, two);
+        let l = Limiter::new(two, off, two, two);
         let t0 = Instant::now();
         assert!((0..3).all(|_| l.allow("a", Kind::Post, t0)));
         assert!(!l.allow("a", Kind::Post, t0));

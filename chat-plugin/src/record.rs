@@ -25,6 +25,9 @@ pub enum EventKind {
     Redact,
     /// A reaction (`x-reaction`) to a message (`relates_to`).
     Reaction,
+    /// The owner made a member (`target`) a moderator or a member again
+    /// (`x-role`).
+    Role,
 }
 
 impl EventKind {
@@ -40,6 +43,7 @@ impl EventKind {
             EventKind::Edit => "edit",
             EventKind::Redact => "redact",
             EventKind::Reaction => "reaction",
+            EventKind::Role => "role",
         }
     }
 
@@ -54,6 +58,7 @@ impl EventKind {
             EventKind::Edit => 6,
             EventKind::Redact => 7,
             EventKind::Reaction => 8,
+            EventKind::Role => 9,
         }
     }
 
@@ -68,6 +73,7 @@ impl EventKind {
             6 => EventKind::Edit,
             7 => EventKind::Redact,
             8 => EventKind::Reaction,
+            9 => EventKind::Role,
             _ => return None,
         })
     }

@@ -6,6 +6,7 @@ pub use crate::channels::Channel;
 use crate::config::ChatConfig;
 use crate::directory::Directory;
 use crate::offline::{OfflineHook, Online};
+use crate::record::Role;
 use crate::replay;
 use crate::reply::ReplyTo;
 use crate::repo::StoredRoom;
@@ -115,6 +116,8 @@ pub enum Cmd {
     Invite(Caller, String),
     /// Remove a member.
     Kick(Caller, String),
+    /// Make a member a moderator or a member again (the owner).
+    SetRole(Caller, String, Role),
     /// Move the read marker (`true`: private, not published).
     Read(Caller, u64, bool),
     /// A history page.
@@ -229,6 +232,31 @@ impl Ctx {
         running.insert(room.to_owned(), tx);
         tokio::spawn(actor::run(Arc::clone(self), room.to_owned(), rx));
         Ok(())
+    }
+
+    /// Queues `cmd` (an unsubscribe) for `room`'s task even when its queue
+    /// is full: then a task waits for room in the queue, behind the
+    /// commands already queued (a subscription's SUBSCRIBE is never
+    /// overtaken by its UNSUBSCRIBE). A room that does not run has no
+    /// subscriptions: nothing is queued.
+    pub fn dispatch_reliably(&self, room: &str, cmd: Cmd) {
+        let running = self.running();
+        let Some(tx) = running.get(room) else {
+            return;
+        };
+        match tx.try_send(cmd) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(cmd)) => {
+                let tx = tx.clone();
+                drop(running);
+                tracing::debug!(room, "room queue full: the unsubscribe waits");
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        let _ = tx.send(cmd).await;
+                    });
+                }
+            }
+        }
     }
 
     /// Called by an idle room task: it stops (true) unless a command is

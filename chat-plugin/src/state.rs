@@ -182,14 +182,16 @@ impl State {
                 turn,
                 Draft::new(kind, &creator).target(Some(user.clone())),
             );
-            if user != creator {
-                let event = if member.role.is_member() {
-                    "added"
-                } else {
-                    "invited"
-                };
-                state.notify(env, turn, &user, event, &creator);
-            }
+            // Every session of every user learns of the room from the
+            // inbox, the creator's other sessions (tabs) too.
+            let event = if user == creator {
+                "created"
+            } else if member.role.is_member() {
+                "added"
+            } else {
+                "invited"
+            };
+            state.notify(env, turn, &user, event, &creator);
         }
         let h = headers(&[
             ("x-room", env.id.clone()),
@@ -307,6 +309,7 @@ impl State {
             Cmd::Leave(caller) => self.leave(env, turn, &caller),
             Cmd::Invite(caller, user) => self.invite(env, turn, &caller, &user),
             Cmd::Kick(caller, user) => self.kick(env, turn, &caller, &user),
+            Cmd::SetRole(caller, user, role) => self.set_role(env, turn, &caller, &user, role),
             Cmd::Read(caller, seq, private) => self.read(env, turn, &caller, seq, private),
             Cmd::History(caller, query) => self.history(env, turn, &caller, query),
             Cmd::Info(caller) => self.info(env, turn, &caller),
@@ -402,7 +405,10 @@ impl State {
                 .headers(client_headers)
                 .body(body),
         );
-        // The sender has read what they wrote.
+        // The sender has read what they wrote, and others see it: the
+        // marker moves like an explicit read, so a read marker the client
+        // sends afterwards for earlier events (ignored: markers never go
+        // back) loses nothing.
         if let Some(member) = self.members.get(&caller.user).copied() {
             let read = Member {
                 read_seq: event.seq,
@@ -411,6 +417,7 @@ impl State {
                 ..member
             };
             self.set_member(env, turn, &caller.user, Some(read));
+            turn.receipts.push((caller.user.clone(), event.seq));
         }
         turn.unread_changed = true;
         let h = headers(&[
@@ -442,6 +449,7 @@ impl State {
             ..Member::new(Role::Member)
         };
         self.set_member(env, turn, user, Some(member));
+        turn.receipts.push((user.to_owned(), member.shown_seq));
         let event = self.append(env, turn, Draft::new(EventKind::Join, user));
         self.notify(env, turn, user, "joined", user);
         let h = headers(&[
@@ -527,6 +535,51 @@ impl State {
         self.notify(env, turn, target, "kicked", &caller.user);
         let h = headers(&[("x-seq", event.seq.to_string())]);
         turn.ok(caller, "kick", h, None);
+    }
+
+    /// The owner makes a member a moderator, or a moderator a member.
+    fn set_role(&mut self, env: &Env, turn: &mut Turn, caller: &Caller, target: &str, role: Role) {
+        if self.members.get(&caller.user).map(|m| m.role) != Some(Role::Owner) {
+            return turn.fail(caller, "role", "only the owner promotes and demotes");
+        }
+        let Some(member) = self.members.get(target).copied() else {
+            return turn.fail(
+                caller,
+                "role",
+                &format!("{target} is not in room {}", env.id),
+            );
+        };
+        if !matches!(member.role, Role::Member | Role::Moderator) {
+            return turn.fail(
+                caller,
+                "role",
+                &format!("{target} is {}, not a member", member.role.as_str()),
+            );
+        }
+        if member.role == role {
+            let h = headers(&[("x-already", "true".into())]);
+            return turn.ok(caller, "role", h, None);
+        }
+        self.set_member(env, turn, target, Some(Member { role, ..member }));
+        let event = self.append(
+            env,
+            turn,
+            Draft::new(EventKind::Role, &caller.user)
+                .target(Some(target.to_owned()))
+                .header("x-role", role.as_str()),
+        );
+        let mut h = headers(&[
+            ("x-event", "role".into()),
+            ("x-room", env.id.clone()),
+            ("x-sender", caller.user.clone()),
+            ("x-kind", self.meta.kind.as_str().into()),
+            ("x-name", self.meta.name.clone()),
+        ]);
+        h.push("x-role", role.as_str());
+        turn.outs
+            .push(Out::Notify(target.to_owned(), h, Bytes::new()));
+        let h = headers(&[("x-seq", event.seq.to_string())]);
+        turn.ok(caller, "role", h, None);
     }
 
     fn read(&mut self, env: &Env, turn: &mut Turn, caller: &Caller, seq: u64, private: bool) {

@@ -21,6 +21,7 @@ pub const STAMPED: &[&str] = &[
     "x-relates-to",
     "x-redacted-by",
     "x-reaction",
+    "x-role",
     "x-replay",
     "x-recovered",
     "x-room",

@@ -143,3 +143,87 @@ async fn retention_by_age_deletes_old_events_in_running_rooms() {
     let (events, end) = late.replay().await;
     assert_eq!((events.len(), end.get("x-recovered")), (1, Some("true")));
 }
+
+/// A SEND with headers, without a RECEIPT.
+async fn send_only(peer: &mut Peer, destination: &str, headers: &[(&str, &str)]) {
+    let mut f = common::frame(Command::Send, &[("destination", destination)]);
+    for (n, v) in headers {
+        f = f.header(n.to_string(), v.to_string());
+    }
+    peer.send(f).await;
+}
+
+#[tokio::test]
+async fn refusals_without_a_receipt_reach_the_inbox_rate_limited() {
+    let broker = common::start_with(ChatConfig {
+        post_rate: 1,
+        post_burst: 1,
+        error_notice_rate: 1,
+        error_notice_burst: 4,
+        ..common::unlimited()
+    })
+    .await;
+    let mut bob = Peer::connect(&broker, "bob").await;
+    bob.create_group("private", "", false).await;
+    let mut alice = Peer::connect(&broker, "alice").await;
+    alice.create_group("r", "", false).await;
+    alice.inbox().await;
+    alice.expect_event("unread-snapshot").await;
+    alice.post("r", "first", "c0").await; // takes the burst
+
+    // Rate limited.
+    send_only(&mut alice, "/room/r", &[("x-client-msg-id", "c1")]).await;
+    let e = alice.expect_event("error").await;
+    assert_eq!(e.get("x-error"), Some("rate limited"));
+    assert_eq!(e.get("x-command"), Some("post"));
+    assert_eq!(e.get("x-room"), Some("r"));
+    assert_eq!(e.get("x-client-msg-id"), Some("c1"));
+    assert_eq!(e.get("subscription"), Some("inbox"));
+
+    // One that asked for a RECEIPT learns it there only.
+    let r = alice.post("r", "again", "c2").await;
+    assert!(limited(&r));
+    // Not a member.
+    send_only(&mut alice, "/room/private", &[("x-client-msg-id", "c3")]).await;
+    let e = alice.expect_event("error").await;
+    assert_eq!(e.get("x-client-msg-id"), Some("c3"), "no notice for c2");
+    assert!(e.get("x-error").is_some_and(|m| m.contains("not a member")));
+    // A bad header.
+    send_only(&mut alice, "/room/r/read", &[]).await;
+    let e = alice.expect_event("error").await;
+    assert_eq!(
+        (e.get("x-command"), e.get("x-error")),
+        (Some("read"), Some("read needs x-seq"))
+    );
+    // RPC style: to the reply queue with the correlation id (and the
+    // RECEIPT).
+    let r = alice
+        .command(
+            "/rooms/list",
+            &[
+                ("x-limit", "many"),
+                ("reply-to", "/temp-queue/rpc"),
+                ("correlation-id", "q1"),
+            ],
+        )
+        .await;
+    assert!(r.get("x-error").is_some());
+    let e = alice.expect_event("error").await;
+    assert_eq!(e.get("correlation-id"), Some("q1"));
+    assert_eq!(e.get("x-command"), Some("list"));
+    assert_ne!(e.get("subscription"), Some("inbox"));
+
+    // The notices themselves are rate limited: the burst is spent.
+    for i in 0..20 {
+        let id = format!("f{i}");
+        send_only(&mut alice, "/room/private", &[("x-client-msg-id", &id)]).await;
+    }
+    let mut notices = 0;
+    while let Some(Some(f)) = alice.try_frame(Duration::from_millis(500)).await {
+        notices += usize::from(f.get("x-event") == Some("error"));
+    }
+    assert!(notices <= 3, "{notices} notices");
+    // The connection stays.
+    let r = alice.command("/rooms/list", &[]).await;
+    assert_eq!(r.get("x-count"), Some("1"));
+}

@@ -129,3 +129,89 @@ async fn typing_lists_every_typer_and_entries_expire() {
     let r = carol.command("/room/r/typing", &[]).await;
     assert!(r.get("x-error").is_some_and(|e| e.contains("not a member")));
 }
+
+/// Holds the room's task inside the offline hook while a message whose
+/// body is "hold" is told, until released.
+struct Gate {
+    entered: tokio::sync::mpsc::UnboundedSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl stompede_chat::OfflineHook for Gate {
+    fn offline_message(&self, message: &stompede_chat::OfflineMessage) {
+        if &message.body[..] == b"hold" {
+            let _ = self.entered.send(());
+            // The room's worker thread waits; its other tasks move on.
+            tokio::task::block_in_place(|| {
+                let release = self.release.lock().expect("gate");
+                let _ = release.recv_timeout(Duration::from_secs(20));
+            });
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disconnect_reaches_a_room_whose_queue_is_full() {
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let gate = Gate {
+        entered: entered_tx,
+        release: std::sync::Mutex::new(release_rx),
+    };
+    let plugin = stompede_chat::ChatPlugin::new(ChatConfig {
+        room_queue: 2,
+        presence_grace_ms: 100,
+        ..common::unlimited()
+    })
+    .with_offline_hook(std::sync::Arc::new(gate));
+    let broker = common::start_plugin(plugin).await;
+    let mut alice = Peer::connect(&broker, "alice").await;
+    alice.create_group("r", "bob,carol", false).await;
+    let mut bob = Peer::connect(&broker, "bob").await;
+    bob.command("/room/r/join", &[]).await;
+    // carol is a member with no session: posts reach the offline hook.
+    let mut carol = Peer::connect(&broker, "carol").await;
+    carol.command("/room/r/join", &[]).await;
+    drop(carol);
+    watch(&mut alice, "p", "presence").await;
+    alice.expect_event("presence").await;
+    bob.join_timeline("t", "r", &[]).await;
+    let join = alice.expect_event("presence").await;
+    assert_eq!(join.get("x-user"), Some("bob"));
+
+    // The room's task stops in the hook; then its queue fills up.
+    alice
+        .send(frame(Command::Send, &[("destination", "/room/r")]).body("hold".to_owned()))
+        .await;
+    tokio::time::timeout(common::WAIT, entered.recv())
+        .await
+        .expect("the room holds")
+        .expect("gate");
+    for _ in 0..2 {
+        alice
+            .send(frame(
+                Command::Send,
+                &[("destination", "/room/r/read"), ("x-seq", "1")],
+            ))
+            .await;
+    }
+    let busy = alice.command("/room/r/read", &[("x-seq", "1")]).await;
+    assert!(
+        busy.get("x-error").is_some_and(|e| e.contains("busy")),
+        "{busy:?}"
+    );
+    // bob's connection ends now: his unsubscribe must not be lost.
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    release.send(()).expect("release");
+    // Nothing is posted after the held message, so only the unsubscribe
+    // can tell the room that bob is gone.
+    let leave = loop {
+        let f = alice.expect_event("presence").await;
+        if f.get("x-presence") == Some("leave") {
+            break f;
+        }
+    };
+    assert_eq!(leave.get("x-user"), Some("bob"));
+    assert!(list(&leave, "online").is_empty());
+}

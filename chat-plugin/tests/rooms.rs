@@ -310,3 +310,140 @@ async fn info_replies_go_to_reply_to_with_the_correlation_id() {
         .await;
     assert!(r.get("x-error").is_some_and(|e| e.contains("/user/")));
 }
+
+#[tokio::test]
+async fn the_creators_other_sessions_learn_of_a_new_room() {
+    let broker = common::start().await;
+    let mut tab1 = Peer::connect(&broker, "alice").await;
+    let mut tab2 = Peer::connect(&broker, "alice").await;
+    tab2.inbox().await;
+    tab2.expect_event("unread-snapshot").await;
+    let mut bob = Peer::connect(&broker, "bob").await;
+    bob.inbox().await;
+    bob.expect_event("unread-snapshot").await;
+
+    tab1.create_group("team", "bob", false).await;
+    let created = tab2.expect_event("created").await;
+    assert_eq!(created.get("x-room"), Some("team"));
+    assert_eq!(created.get("x-sender"), Some("alice"));
+    assert_eq!(created.get("x-kind"), Some("group"));
+    assert_eq!(created.get("x-name"), Some("team"));
+    assert_eq!(
+        bob.expect_event("invited").await.get("x-room"),
+        Some("team")
+    );
+
+    let r = tab1
+        .command("/rooms/create", &[("x-kind", "direct"), ("x-with", "bob")])
+        .await;
+    assert_eq!(r.get("x-created"), Some("true"));
+    let created = tab2.expect_event("created").await;
+    assert_eq!(created.get("x-room"), Some("dm~alice~bob"));
+    assert_eq!(created.get("x-kind"), Some("direct"));
+    let added = bob.expect_event("added").await;
+    assert_eq!(added.get("x-room"), Some("dm~alice~bob"));
+    // Creating it again tells nobody.
+    tab1.command("/rooms/create", &[("x-kind", "direct"), ("x-with", "bob")])
+        .await;
+    while let Some(Some(f)) = tab2.try_frame(Duration::from_millis(300)).await {
+        assert_ne!(f.get("x-event"), Some("created"), "{f:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_owner_promotes_and_demotes_moderators() {
+    let broker = common::start().await;
+    let mut alice = Peer::connect(&broker, "alice").await;
+    alice.create_group("team", "bob,carol,dave", false).await;
+    let mut bob = Peer::connect(&broker, "bob").await;
+    bob.inbox().await;
+    bob.expect_event("unread-snapshot").await;
+    bob.command("/room/team/join", &[]).await;
+    let mut carol = Peer::connect(&broker, "carol").await;
+    carol.command("/room/team/join", &[]).await;
+    alice.join_timeline("t", "team", &[]).await;
+    alice.replay().await;
+
+    // Only members are promoted, only by the owner, only to known roles.
+    let role = |user: &'static str, role: &'static str| [("x-user", user), ("x-role", role)];
+    let r = alice
+        .command("/room/team/role", &role("dave", "moderator"))
+        .await;
+    assert!(r.get("x-error").is_some_and(|e| e.contains("not a member")));
+    let r = alice
+        .command("/room/team/role", &role("bob", "owner"))
+        .await;
+    assert!(r.get("x-error").is_some_and(|e| e.contains("x-role")));
+    let r = carol
+        .command("/room/team/role", &role("carol", "moderator"))
+        .await;
+    assert_eq!(
+        r.get("x-error"),
+        Some("only the owner promotes and demotes")
+    );
+
+    let r = alice
+        .command("/room/team/role", &role("bob", "moderator"))
+        .await;
+    assert_eq!(r.get("x-error"), None, "{r:?}");
+    let promoted = common::seq(&r);
+    let event = alice.expect_event("role").await;
+    assert_eq!(common::seq(&event), promoted);
+    assert_eq!(event.get("x-target"), Some("bob"));
+    assert_eq!(event.get("x-role"), Some("moderator"));
+    assert_eq!(event.get("x-sender"), Some("alice"));
+    let notice = bob.expect_event("role").await;
+    assert_eq!(
+        (notice.get("x-room"), notice.get("x-role")),
+        (Some("team"), Some("moderator"))
+    );
+    let again = alice
+        .command("/room/team/role", &role("bob", "moderator"))
+        .await;
+    assert_eq!(again.get("x-already"), Some("true"));
+    bob.command("/rooms/list", &[]).await;
+    assert_eq!(
+        json(&bob.expect_reply("list").await)["rooms"][0]["role"],
+        "moderator"
+    );
+    // A moderator invites to the private room, and promotes nobody.
+    let r = bob
+        .command("/room/team/invite", &[("x-user", "erin")])
+        .await;
+    assert_eq!(r.get("x-error"), None, "{r:?}");
+    let r = bob
+        .command("/room/team/role", &role("carol", "moderator"))
+        .await;
+    assert!(r.get("x-error").is_some());
+
+    // Demoted, bob may no longer invite to the private room.
+    alice
+        .command("/room/team/role", &role("bob", "member"))
+        .await;
+    let event = alice.expect_event("role").await;
+    assert_eq!(event.get("x-role"), Some("member"));
+    let r = bob
+        .command("/room/team/invite", &[("x-user", "frank")])
+        .await;
+    assert!(r
+        .get("x-error")
+        .is_some_and(|e| e.contains("only the owner")));
+    // The history keeps the change; the info shows the roles.
+    alice
+        .command("/room/team/info", &[("reply-to", "/temp-queue/i")])
+        .await;
+    let info = json(&alice.expect_reply("info").await);
+    let roles: Vec<_> = info["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| {
+            (
+                m["user"].as_str().unwrap_or(""),
+                m["role"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(roles.contains(&("bob", "member")), "{roles:?}");
+    assert!(roles.contains(&("alice", "owner")), "{roles:?}");
+}
