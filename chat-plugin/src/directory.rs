@@ -58,6 +58,11 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// How many rooms exist.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
     /// The directory of what storage holds.
     pub fn from_stored(rooms: Vec<StoredRoom>) -> Directory {
         let mut dir = Directory::default();

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use stompede_codec::Headers;
 use stompede_plugin::{
-    Message, OwnedSend, OwnedSubscribe, Plugin, ReceiptTiming, Refusal, Services, SessionInfo,
+    Gauge, Message, OwnedSend, OwnedSubscribe, Plugin, ReceiptTiming, Refusal, Services,
+    SessionInfo,
 };
 
 /// Which room each owned subscription is on, per `(session, id)`.
@@ -371,6 +372,34 @@ fn snapshot(dir: &Directory, user: &str) -> (Headers, Bytes) {
 impl Plugin for ChatPlugin {
     fn name(&self) -> &str {
         "chat"
+    }
+
+    fn metrics(&self) -> Vec<Gauge> {
+        let (rooms, online) = self.current().map_or((0, 0), |ctx| {
+            let rooms = ctx
+                .dir
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .room_count();
+            (rooms, ctx.online.users_online())
+        });
+        vec![
+            Gauge {
+                name: "chat_rooms",
+                help: "Chat rooms that exist.",
+                value: rooms as u64,
+            },
+            Gauge {
+                name: "chat_rooms_running",
+                help: "Chat rooms with a running task (in use recently).",
+                value: self.running_rooms() as u64,
+            },
+            Gauge {
+                name: "chat_users_online",
+                help: "Users with at least one connected session.",
+                value: online as u64,
+            },
+        ]
     }
 
     fn start(&self, services: Arc<dyn Services>) -> Result<(), String> {

@@ -67,6 +67,11 @@ impl Online {
         }
     }
 
+    /// How many users have at least one session.
+    pub fn users_online(&self) -> usize {
+        self.sessions().len()
+    }
+
     /// Those of `users` with no session.
     pub fn offline<'a>(&self, users: impl Iterator<Item = &'a String>) -> Vec<String> {
         let sessions = self.sessions();
