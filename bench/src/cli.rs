@@ -27,11 +27,19 @@ pub enum Scenario {
     /// Fill a queue with persistent messages, restart the broker on the
     /// same store, time the recovery.
     Recovery,
+    /// Chat: history pages of a room with 1,000,000 stored messages;
+    /// p99 request → last event of the page.
+    ChatHistory,
+    /// Chat: resume of 10,000 missed messages (SUBSCRIBE with
+    /// `x-since-seq` → `replay-end`).
+    ChatResume,
+    /// Chat: posts to a room with 1,000 subscribed members; deliveries/s.
+    ChatFanout,
 }
 
 impl Scenario {
     /// All scenarios in the default order.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Topic1to1,
         Scenario::TopicFanout,
         Scenario::Latency,
@@ -39,6 +47,9 @@ impl Scenario {
         Scenario::QueueCompeting,
         Scenario::PersistentQueue,
         Scenario::Recovery,
+        Scenario::ChatHistory,
+        Scenario::ChatResume,
+        Scenario::ChatFanout,
     ];
 
     /// The scenario's command-line name.
@@ -51,12 +62,33 @@ impl Scenario {
             Scenario::QueueCompeting => "queue-competing",
             Scenario::PersistentQueue => "persistent-queue",
             Scenario::Recovery => "recovery",
+            Scenario::ChatHistory => "chat-history",
+            Scenario::ChatResume => "chat-resume",
+            Scenario::ChatFanout => "chat-fanout",
         }
     }
 
     /// Whether the scenario needs a broker with an on-disk store.
     pub fn needs_disk(self) -> bool {
         matches!(self, Scenario::PersistentQueue | Scenario::Recovery)
+    }
+
+    /// Whether the scenario starts (with `--start-broker`) brokers of its
+    /// own: recovery restarts one; the chat scenarios need an on-disk
+    /// store and a `[chat]` configuration (chat-history on a cached one).
+    pub fn starts_own_broker(self) -> bool {
+        matches!(
+            self,
+            Scenario::Recovery
+                | Scenario::ChatHistory
+                | Scenario::ChatResume
+                | Scenario::ChatFanout
+        )
+    }
+
+    /// Whether the scenario runs over TCP only.
+    pub fn tcp_only(self) -> bool {
+        matches!(self, Scenario::Recovery | Scenario::ChatHistory)
     }
 }
 
@@ -123,7 +155,7 @@ pub enum Flow {
 #[derive(Debug, Parser)]
 #[command(name = "stompede-bench", version, about, long_about = None)]
 pub struct Args {
-    /// Scenarios to run (default: all seven, in this order).
+    /// Scenarios to run (default: all ten, in this order).
     #[arg(value_enum)]
     pub scenarios: Vec<Scenario>,
 
@@ -253,6 +285,56 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     pub recovery_verify: u64,
 
+    /// chat-history: messages stored in the room [default: 1000000; quick
+    /// 2000].
+    #[arg(long)]
+    pub chat_messages: Option<u64>,
+    /// chat-history: history pages requested (one client, one after the
+    /// other, at random positions) [default: 2000; quick 200].
+    #[arg(long)]
+    pub chat_pages: Option<u64>,
+    /// chat-history: events per page (`x-limit`).
+    #[arg(long, default_value_t = 50)]
+    pub chat_page_size: u64,
+    /// chat-history and chat-resume: connections posting (pipelined) to
+    /// fill a room.
+    #[arg(long, default_value_t = 4)]
+    pub chat_fillers: usize,
+    /// chat-history: where filled data directories are kept between runs
+    /// [default: `bench-cache` beside the `release` directory of --start-broker, i.e. under the target directory].
+    #[arg(long, value_name = "DIR")]
+    pub chat_cache: Option<PathBuf>,
+    /// chat-history: fill a fresh data directory even if a cached one
+    /// exists (and replace the cached one).
+    #[arg(long)]
+    pub chat_refill: bool,
+    /// chat-history: use a temporary data directory, not the cache.
+    #[arg(long)]
+    pub chat_no_cache: bool,
+    /// chat-resume: messages missed while away [default: 10000; quick
+    /// 2000].
+    #[arg(long)]
+    pub chat_missed: Option<u64>,
+    /// chat-resume: resumes measured (each after as many new messages)
+    /// [default: 5; quick 2].
+    #[arg(long)]
+    pub chat_resumes: Option<u64>,
+    /// chat-fanout: members, each its own connection and user, subscribed
+    /// to the room [default: 1000; quick 20].
+    #[arg(long)]
+    pub chat_members: Option<usize>,
+    /// chat-fanout: posts in all [default: 5000; quick 2000].
+    #[arg(long)]
+    pub chat_posts: Option<u64>,
+    /// chat-fanout: posting connections (each its own user).
+    #[arg(long, default_value_t = 2)]
+    pub chat_publishers: usize,
+    /// chat scenarios: posts per connection not yet confirmed by a RECEIPT
+    /// (all connections together must stay below the room's queue,
+    /// `[chat] room_queue`, 4096 by default) [default: 3000 / connections].
+    #[arg(long)]
+    pub chat_in_flight: Option<u64>,
+
     /// Message body size in bytes (at least 64; holds the sequence record).
     #[arg(long, default_value_t = 100)]
     pub body_size: usize,
@@ -344,6 +426,30 @@ pub struct Settings {
     pub fsync: FsyncChoice,
     /// fsync interval of started brokers, if set.
     pub fsync_interval_ms: Option<u64>,
+    /// chat-history room size.
+    pub chat_messages: u64,
+    /// chat-history pages.
+    pub chat_pages: u64,
+    /// chat-history page size.
+    pub chat_page_size: u64,
+    /// Filling connections.
+    pub chat_fillers: usize,
+    /// Cache directory for filled chat stores (None: no cache).
+    pub chat_cache: Option<PathBuf>,
+    /// Refill even if cached.
+    pub chat_refill: bool,
+    /// chat-resume missed messages.
+    pub chat_missed: u64,
+    /// chat-resume rounds.
+    pub chat_resumes: u64,
+    /// chat-fanout members.
+    pub chat_members: usize,
+    /// chat-fanout posts.
+    pub chat_posts: u64,
+    /// chat-fanout publishers.
+    pub chat_publishers: usize,
+    /// Unconfirmed posts per connection (None: 3000 / connections).
+    pub chat_in_flight: Option<u64>,
     /// Body size.
     pub body_size: usize,
     /// Topic flow control.
@@ -383,7 +489,7 @@ impl Args {
         if scenario == Scenario::IdleConnections {
             return vec![TransportKind::Ws];
         }
-        if scenario == Scenario::Recovery {
+        if scenario.tcp_only() {
             return vec![TransportKind::Tcp];
         }
         match self.transport {
@@ -426,6 +532,25 @@ impl Args {
             recovery_verify: self.recovery_verify,
             fsync: self.fsync,
             fsync_interval_ms: self.fsync_interval_ms,
+            chat_messages: pick(self.chat_messages, 1_000_000, 2_000).max(1),
+            chat_pages: pick(self.chat_pages, 2_000, 200).max(1),
+            chat_page_size: self.chat_page_size.max(1),
+            chat_fillers: self.chat_fillers.max(1),
+            chat_cache: if self.chat_no_cache {
+                None
+            } else {
+                self.chat_cache.clone().or_else(|| {
+                    let bin = self.start_broker.as_ref()?;
+                    Some(bin.parent()?.parent()?.join("bench-cache"))
+                })
+            },
+            chat_refill: self.chat_refill,
+            chat_missed: pick(self.chat_missed, 10_000, 2_000).max(1),
+            chat_resumes: pick(self.chat_resumes, 5, 2).max(1),
+            chat_members: pick_u(self.chat_members, 1000, 20).max(1),
+            chat_posts: pick(self.chat_posts, 5_000, 2_000).max(1),
+            chat_publishers: self.chat_publishers.max(1),
+            chat_in_flight: self.chat_in_flight.map(|v| v.max(1)),
             body_size: self.body_size.max(crate::body::MIN_BODY),
             flow: self.flow,
             window: self.window.max(1),
@@ -451,7 +576,10 @@ mod tests {
         let s = a.settings();
         assert_eq!(s.messages, 7);
         assert_eq!(s.idle_connections, 200);
-        assert_eq!(a.scenario_list().len(), 7);
+        assert_eq!(a.scenario_list().len(), 10);
+        assert_eq!(s.chat_messages, 2_000);
+        assert_eq!(s.chat_members, 20);
+        assert_eq!(s.chat_cache, None);
         assert_eq!(s.recovery_messages, 5_000);
         assert_eq!(s.fsync, FsyncChoice::Batch);
         let b = Args::parse_from([

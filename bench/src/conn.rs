@@ -392,6 +392,18 @@ pub async fn ws_connect(ep: &Endpoints, small_buffers: bool) -> Result<WsStream>
 
 /// Opens a connection and completes the STOMP handshake.
 pub async fn open(ep: &Endpoints, kind: TransportKind, opts: &ConnOpts) -> Result<Conn> {
+    open_as(ep, kind, opts, None).await
+}
+
+/// [`open`], with a `login` header on the CONNECT when `login` is given
+/// (a stompede broker in `dev` auth mode takes it as the user name; the
+/// chat plugin needs one).
+pub async fn open_as(
+    ep: &Endpoints,
+    kind: TransportKind,
+    opts: &ConnOpts,
+    login: Option<&str>,
+) -> Result<Conn> {
     let (reader, writer) = match kind {
         TransportKind::Tcp => {
             let (r, w) = tcp_connect(&ep.tcp_addr).await?.into_split();
@@ -404,7 +416,13 @@ pub async fn open(ep: &Endpoints, kind: TransportKind, opts: &ConnOpts) -> Resul
     };
     let mut conn = Conn { reader, writer };
     let mut out = OutBatch::with_capacity(128);
-    out.push_frame(CONNECT_FRAME);
+    match login {
+        None => out.push_frame(CONNECT_FRAME),
+        Some(user) => out.push_frame(
+            format!("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:0,0\nlogin:{user}\npasscode:x\n\n\0")
+                .as_bytes(),
+        ),
+    }
     conn.writer.send(&mut out).await?;
     let mut connected = false;
     while !connected {

@@ -69,8 +69,9 @@ fn run(args: &Args) -> Result<bool> {
     for &sc in &scenarios {
         for transport in args.transports_for(sc) {
             let (endpoints, broker_pid) = match &args.start_broker {
-                // The recovery scenario starts (and restarts) its own.
-                Some(_) if sc == Scenario::Recovery => {
+                // Recovery starts (and restarts) its own; so do the chat
+                // scenarios (on-disk store, [chat] configuration).
+                Some(_) if sc.starts_own_broker() => {
                     if let Some((b, _)) = managed.take() {
                         b.stop()?;
                     }

@@ -134,6 +134,41 @@ pub struct RecoveryReport {
     pub verified_redelivered: u64,
 }
 
+/// Chat scenario details (each fills what it measures).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChatReport {
+    /// chat-history: messages posted to the room.
+    pub room_messages: u64,
+    /// Seconds it took to fill the room (chat-resume: all rounds' posts).
+    pub fill_secs: Option<f64>,
+    /// Posts stored per second while filling.
+    pub fill_rate: Option<f64>,
+    /// chat-history: the filled store came from the cache.
+    pub fill_cached: bool,
+    /// chat-history: bytes of the data directory.
+    pub store_bytes: Option<u64>,
+    /// chat-history: pages requested.
+    pub pages: u64,
+    /// chat-history: events per page.
+    pub page_size: u64,
+    /// chat-history: request → last event of the page (the result).
+    pub page_last_event: Option<LatencyStats>,
+    /// chat-history: request → `history-end`.
+    pub page_end: Option<LatencyStats>,
+    /// Missed messages per resume.
+    pub resume_missed: u64,
+    /// SUBSCRIBE → `replay-end`, per resume (s).
+    pub resume_secs: Vec<f64>,
+    /// SUBSCRIBE → first replayed MESSAGE, per resume (ms).
+    pub resume_first_ms: Vec<f64>,
+    /// chat-fanout: subscribed members.
+    pub members: u64,
+    /// chat-fanout: posting connections.
+    pub publishers: u64,
+    /// chat-fanout: posts.
+    pub posts: u64,
+}
+
 /// The outcome of one scenario over one transport.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -179,6 +214,8 @@ pub struct Report {
     pub persistent: Option<PersistentReport>,
     /// recovery details.
     pub recovery: Option<RecoveryReport>,
+    /// chat scenario details.
+    pub chat: Option<ChatReport>,
     /// Broker CPU seconds during the measured interval.
     pub broker_cpu_secs: Option<f64>,
     /// This tool's CPU seconds during the measured interval.
@@ -230,6 +267,25 @@ impl Report {
                 fmt_num(r.messages as f64),
                 r.recover_ms.map_or("n/a".to_owned(), |v| v.to_string())
             );
+        }
+        if let Some(c) = &self.chat {
+            if let Some(l) = &c.page_last_event {
+                return format!(
+                    "page p99 {:.3} ms (p50 {:.3}, {} pages)",
+                    l.p99_us / 1e3,
+                    l.p50_us / 1e3,
+                    c.pages
+                );
+            }
+            if self.scenario == "chat-resume" && !c.resume_secs.is_empty() {
+                let max = c.resume_secs.iter().copied().fold(0.0, f64::max);
+                return format!(
+                    "{:.3} s median, {:.3} s max ({} missed)",
+                    self.value,
+                    max,
+                    fmt_num(c.resume_missed as f64)
+                );
+            }
         }
         format!("{} {}", fmt_num(self.value), self.unit)
     }

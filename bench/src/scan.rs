@@ -44,6 +44,9 @@ pub struct FrameView<'a> {
     pub redelivered: bool,
     /// The body.
     pub body: &'a [u8],
+    /// Every header line, raw (escaped), up to the blank line: for the
+    /// headers not given above ([`FrameView::header`]).
+    pub headers: &'a [u8],
 }
 
 impl<'a> FrameView<'a> {
@@ -56,7 +59,14 @@ impl<'a> FrameView<'a> {
             message: b"",
             redelivered: false,
             body: b"",
+            headers: b"",
         }
+    }
+
+    /// The raw value of the first header called `name`, if any (a linear
+    /// search of the header lines).
+    pub fn header(&self, name: &[u8]) -> Option<&'a [u8]> {
+        find_header(self.headers, name)
     }
 
     /// A one-line description for error reports.
@@ -70,6 +80,18 @@ impl<'a> FrameView<'a> {
             String::from_utf8_lossy(body)
         )
     }
+}
+
+/// The raw value of the first header called `name` in `headers` (header
+/// lines as received), if any.
+pub fn find_header<'a>(headers: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    for line in headers.split(|&b| b == b'\n') {
+        let line = strip_cr(line);
+        if line.len() > name.len() && line[name.len()] == b':' && line.starts_with(name) {
+            return Some(&line[name.len() + 1..]);
+        }
+    }
+    None
 }
 
 /// Which frame parser receivers use.
@@ -150,6 +172,7 @@ pub fn scan(buf: &[u8]) -> Result<Scanned<'_>> {
     };
     let mut view = FrameView::empty(command_of(strip_cr(&buf[..nl])));
     let mut pos = nl + 1;
+    let headers_at = pos;
     let mut content_length = None;
     let (mut seen_sub, mut seen_ack, mut seen_rid, mut seen_msg, mut seen_len) =
         (false, false, false, false, false);
@@ -161,10 +184,12 @@ pub fn scan(buf: &[u8]) -> Result<Scanned<'_>> {
             return Ok(Scanned::Incomplete);
         };
         let line = strip_cr(&buf[pos..pos + off]);
-        pos += off + 1;
         if line.is_empty() {
+            view.headers = &buf[headers_at..pos];
+            pos += off + 1;
             break;
         }
+        pos += off + 1;
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             bail!(
                 "header line without colon: {:?}",
@@ -261,6 +286,15 @@ where
     while let Some(item) = codec.decode(buf)? {
         let Item::Frame(frame) = item else { continue };
         let get = |name: &str| frame.get(name).map(str::as_bytes).unwrap_or(b"");
+        // The raw header lines again, for FrameView::header (values are
+        // unescaped here: the benchmark's values need no escaping).
+        let mut raw = Vec::new();
+        for (name, value) in frame.headers.iter() {
+            raw.extend_from_slice(name.as_bytes());
+            raw.push(b':');
+            raw.extend_from_slice(value.as_bytes());
+            raw.push(b'\n');
+        }
         let command = match frame.command {
             Command::Message => Cmd::Message,
             Command::Receipt => Cmd::Receipt,
@@ -276,6 +310,7 @@ where
             message: get("message"),
             redelivered: frame.get("redelivered") == Some("true"),
             body: &frame.body,
+            headers: &raw,
         };
         f(&view)?;
         frames += 1;
@@ -381,6 +416,16 @@ mod tests {
         assert_eq!(all[21].0, Cmd::Error);
         assert_eq!(all[21].3, b"no length");
         assert_eq!(all[3].2, b"3");
+        let mut one =
+            BytesMut::from(&b"MESSAGE\r\nx-seq:42\r\nx-seqx:1\r\nx-event:message\n\nhi\0"[..]);
+        drain_fast(&mut one, |v| {
+            assert_eq!(v.header(b"x-seq"), Some(&b"42"[..]));
+            assert_eq!(v.header(b"x-event"), Some(&b"message"[..]));
+            assert_eq!(v.header(b"x-se"), None);
+            assert_eq!(v.body, b"hi");
+            Ok(())
+        })
+        .unwrap();
         for chunk in [1, 7, 64, 1000] {
             assert_eq!(collect(&data, chunk, true), all);
             assert_eq!(collect(&data, chunk, false), all);

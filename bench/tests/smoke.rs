@@ -22,6 +22,12 @@ fn every_scenario_passes_against_stompede() {
                 .websocket(Some("127.0.0.1:0"))
                 .admin(None)
                 .store_in_memory()
+                .plugin(stompede_chat::ChatPlugin::new(stompede_chat::ChatConfig {
+                    post_rate: 0,
+                    typing_rate: 0,
+                    read_rate: 0,
+                    ..stompede_chat::ChatConfig::default()
+                }))
                 .build()
                 .start(),
         )
@@ -65,6 +71,16 @@ fn every_scenario_passes_against_stompede() {
         "50",
         "--persistent-messages",
         "2000",
+        "--chat-messages",
+        "600",
+        "--chat-pages",
+        "20",
+        "--chat-missed",
+        "500",
+        "--chat-members",
+        "10",
+        "--chat-posts",
+        "300",
     ]);
     let ctx = Ctx {
         settings: args.settings(),
@@ -90,6 +106,9 @@ fn every_scenario_passes_against_stompede() {
                     let r = client_rt.block_on(scenario::run(&ctx, sc, transport));
                     assert!(!r.ok && r.problems[0].contains("--start-broker"), "{r:?}");
                 }
+                continue;
+            }
+            if sc.tcp_only() && transport == TransportKind::Ws {
                 continue;
             }
             let r = client_rt.block_on(scenario::run(&ctx, sc, transport));

@@ -154,48 +154,25 @@ impl Broker {
     pub async fn start(self) -> io::Result<BrokerHandle> {
         let shared = self.open().await?;
         let tracker = TaskTracker::new();
-        let mut tcp_addr = None;
-        let mut ws_addr = None;
         let listeners = &shared.config.listeners;
-        if !listeners.tcp.is_empty() {
-            let listener = bind(&listeners.tcp, "tcp").await?;
-            tcp_addr = Some(listener.local_addr()?);
-            tracker.spawn(accept_loop(
-                Arc::clone(&shared),
-                listener,
-                tracker.clone(),
-                Kind::Tcp,
-            ));
+        let tcp_addr = listen(&shared, &tracker, &listeners.tcp, "tcp", Kind::Tcp).await?;
+        let ws_addr = listen(
+            &shared,
+            &tracker,
+            &listeners.websocket,
+            "websocket",
+            Kind::WebSocket,
+        )
+        .await?;
+        let tls = &listeners.tcp_tls;
+        if let Some(addr) = listen(&shared, &tracker, tls, "tcp_tls", Kind::TcpTls).await? {
+            shared.net.set_tcp_tls_addr(addr);
         }
-        if !listeners.websocket.is_empty() {
-            let listener = bind(&listeners.websocket, "websocket").await?;
-            ws_addr = Some(listener.local_addr()?);
-            tracker.spawn(accept_loop(
-                Arc::clone(&shared),
-                listener,
-                tracker.clone(),
-                Kind::WebSocket,
-            ));
-        }
-        if !listeners.tcp_tls.is_empty() {
-            let listener = bind(&listeners.tcp_tls, "tcp_tls").await?;
-            shared.net.set_tcp_tls_addr(listener.local_addr()?);
-            tracker.spawn(accept_loop(
-                Arc::clone(&shared),
-                listener,
-                tracker.clone(),
-                Kind::TcpTls,
-            ));
-        }
-        if !listeners.websocket_tls.is_empty() {
-            let listener = bind(&listeners.websocket_tls, "websocket_tls").await?;
-            shared.net.set_websocket_tls_addr(listener.local_addr()?);
-            tracker.spawn(accept_loop(
-                Arc::clone(&shared),
-                listener,
-                tracker.clone(),
-                Kind::WebSocketTls,
-            ));
+        let wss = &listeners.websocket_tls;
+        if let Some(addr) =
+            listen(&shared, &tracker, wss, "websocket_tls", Kind::WebSocketTls).await?
+        {
+            shared.net.set_websocket_tls_addr(addr);
         }
         let mut admin_addr = None;
         if !listeners.admin.is_empty() {
@@ -306,6 +283,29 @@ impl Broker {
         handle.shutdown().await;
         Ok(())
     }
+}
+
+/// Binds `addr` (unless empty: that listener is off) and accepts
+/// connections of `kind` on it; returns the bound address.
+async fn listen(
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    addr: &str,
+    what: &str,
+    kind: Kind,
+) -> io::Result<Option<SocketAddr>> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let listener = bind(addr, what).await?;
+    let bound = listener.local_addr()?;
+    tracker.spawn(accept_loop(
+        Arc::clone(shared),
+        listener,
+        tracker.clone(),
+        kind,
+    ));
+    Ok(Some(bound))
 }
 
 /// Pending connections the kernel may queue per listener. The usual 128

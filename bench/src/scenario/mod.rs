@@ -1,5 +1,6 @@
 //! The scenarios and what they share.
 
+pub mod chat;
 pub mod common;
 pub mod idle;
 pub mod latency;
@@ -260,6 +261,9 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, transport: TransportKind) -> Rep
         Scenario::QueueCompeting => queue::run(ctx, transport).await,
         Scenario::PersistentQueue => persistent::run(ctx, transport).await,
         Scenario::Recovery => recovery::run(ctx).await,
+        Scenario::ChatHistory => chat::history(ctx).await,
+        Scenario::ChatResume => chat::resume(ctx, transport).await,
+        Scenario::ChatFanout => chat::fanout(ctx, transport).await,
     };
     let mut report = match result {
         Ok(r) => r,
@@ -304,6 +308,28 @@ fn apply_target(scenario: Scenario, quick: bool, r: &mut Report) {
                 .as_ref()
                 .filter(|x| x.messages >= 1_000_000)
                 .map(|x| x.listen_secs <= 10.0),
+        ),
+        Scenario::ChatHistory => (
+            "page of 50 p99 <= 2 ms (1,000,000 msgs)",
+            r.chat
+                .as_ref()
+                .filter(|c| c.room_messages >= 1_000_000)
+                .and_then(|c| c.page_last_event.as_ref())
+                .map(|l| l.p99_us <= 2000.0),
+        ),
+        Scenario::ChatResume => (
+            "10,000 missed in <= 0.5 s",
+            r.chat
+                .as_ref()
+                .filter(|c| c.resume_missed >= 10_000 && !c.resume_secs.is_empty())
+                .map(|_| r.value <= 0.5),
+        ),
+        Scenario::ChatFanout => (
+            ">= 500,000 deliveries/s (1,000 members)",
+            r.chat
+                .as_ref()
+                .filter(|c| c.members >= 1000)
+                .map(|_| r.value >= 500_000.0),
         ),
     };
     r.target = target.to_owned();

@@ -50,7 +50,11 @@ pub fn parse_recovered(log: &str) -> Option<(u64, u64)> {
 }
 
 /// Starts a broker off the async runtime (the wait polls and sleeps).
-async fn start(binary: PathBuf, run_id: String, opts: BrokerOpts) -> Result<ManagedBroker> {
+pub(crate) async fn start(
+    binary: PathBuf,
+    run_id: String,
+    opts: BrokerOpts,
+) -> Result<ManagedBroker> {
     tokio::task::spawn_blocking(move || ManagedBroker::start_with(&binary, &run_id, &opts))
         .await
         .map_err(|e| anyhow!("broker start task: {e}"))?
@@ -58,7 +62,7 @@ async fn start(binary: PathBuf, run_id: String, opts: BrokerOpts) -> Result<Mana
 
 /// SIGTERM and wait; returns the broker, whether it exited in time, and
 /// how long it took.
-async fn stop(mut broker: ManagedBroker) -> Result<(ManagedBroker, bool, Duration)> {
+pub(crate) async fn stop(mut broker: ManagedBroker) -> Result<(ManagedBroker, bool, Duration)> {
     tokio::task::spawn_blocking(move || {
         let t = Instant::now();
         let clean = broker.terminate()?;
