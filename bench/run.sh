@@ -2,10 +2,11 @@
 # Builds the broker and the benchmark in release mode, then runs the
 # benchmark against a freshly started broker (one per scenario).
 #
-#   bench/run.sh                      # all seven scenarios over TCP
+#   bench/run.sh                      # all ten scenarios over TCP
 #   bench/run.sh --transport both     # ... over TCP and WebSocket
 #   bench/run.sh --quick              # smoke run (CI)
 #   bench/run.sh latency --json       # one scenario, JSON on stdout
+#   bench/run.sh chat-history chat-resume chat-fanout   # the chat scenarios
 #
 # Every argument goes to stompede-bench (see --help). CARGO_TARGET_DIR is
 # honoured.
