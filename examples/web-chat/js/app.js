@@ -178,9 +178,12 @@ function onInbox(message) {
       refreshRooms();
       break;
     case 'added':
+    case 'joined':
+    case 'created': // a room this user created in another tab
       refreshRooms();
       break;
-    case 'joined':
+    case 'role':
+      toast(`You are now ${h['x-role']} in ${h['x-name'] || h['x-room']}`);
       refreshRooms();
       break;
     case 'left':
