@@ -267,7 +267,11 @@ impl<T: Transport> Session<T> {
         }
         let info = self.info();
         for plugin in &self.shared.plugins.all {
-            plugin.on_connect(&info).map_err(Refusal::from_plugin)?;
+            // A refused CONNECT always ends the connection.
+            plugin.on_connect(&info).map_err(|r| Refusal {
+                soft: false,
+                ..Refusal::from_plugin(r)
+            })?;
             self.plugins_connected += 1;
         }
         Ok(())
