@@ -157,6 +157,12 @@ impl Access {
         allowed
     }
 
+    /// Whether the rules in force allow everything (no rules, default
+    /// allow).
+    pub(crate) fn is_open(&self) -> bool {
+        self.current.load().acl.is_open()
+    }
+
     /// Whether `principal` may do `action` on `destination` now.
     pub(crate) fn allows(
         &self,
