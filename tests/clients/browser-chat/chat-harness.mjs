@@ -1,15 +1,12 @@
 // Helpers for the example chat page tests: a stompede serving examples/web-chat
 // (`--static-dir`), headless Chromium, and a ChatUser that drives the page like a person
 // (the sign-in form, the room list, the composer) and reads what the page shows.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import { defaultBinary, freePorts, portAccepts, TIMEOUT } from '../node/harness.mjs';
+import { startBroker, TIMEOUT } from '../node/harness.mjs';
 
 export { TIMEOUT };
 
@@ -27,73 +24,17 @@ const CHROMIUM_ARGS = [
 ];
 /** Screenshots go here (gitignored); CI keeps them as artifacts. */
 export const ARTIFACTS = process.env.STOMP_TEST_ARTIFACTS || path.resolve(here, '..', 'artifacts');
-const STARTUP_DEADLINE = 20_000;
-
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) {
-    try { c.kill('SIGKILL'); } catch { /* gone */ }
-  }
-});
-
-function tail(file, lines = 60) {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no broker log)';
-  }
-}
 
 /**
  * stompede with the example page: WebSocket + static files on one free port, TCP on another,
  * memory store, no admin listener. Returns { base, wsUrl, logPath, logTail(), stop() }.
  */
 export async function startChatBroker() {
-  const binary = defaultBinary();
-  fs.accessSync(binary, fs.constants.X_OK);
-  const logDir = process.env.STOMPEDE_LOG_DIR || fs.mkdtempSync(path.join(os.tmpdir(), 'stompede-web-chat-'));
-  fs.mkdirSync(logDir, { recursive: true });
-  let lastError;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const [tcpPort, wsPort] = await freePorts(2);
-    const logPath = path.join(logDir, `broker-web-chat-${process.pid}-${attempt}.log`);
-    const logFd = fs.openSync(logPath, 'w');
-    const child = spawn(binary, [
-      '--tcp-listen', `127.0.0.1:${tcpPort}`, '--ws-listen', `127.0.0.1:${wsPort}`,
-      '--memory-store', '--admin-listen=', '--static-dir', STATIC_DIR,
-    ], { stdio: ['ignore', logFd, logFd], env: process.env });
-    fs.closeSync(logFd);
-    children.add(child);
-    let exitCode = null;
-    const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-      exitCode = code ?? signal;
-      children.delete(child);
-      resolve();
-    }));
-    const stop = async () => {
-      if (exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    };
-    const deadline = Date.now() + STARTUP_DEADLINE;
-    while (Date.now() < deadline && exitCode === null) {
-      if (await portAccepts('127.0.0.1', wsPort)) {
-        return {
-          base: `http://127.0.0.1:${wsPort}/`, wsUrl: `ws://127.0.0.1:${wsPort}/ws`, logPath, stop,
-          logTail: () => tail(logPath),
-        };
-      }
-      await sleep(50);
-    }
-    const hung = exitCode === null;
-    await stop();
-    lastError = new Error(`stompede did not listen on ${wsPort} within ${STARTUP_DEADLINE} ms `
-      + `(exit ${exitCode}); log ${logPath}:\n${tail(logPath)}`);
-    if (hung) break;
+  if (process.env.STOMP_WS_URL) {
+    throw new Error('the web-chat suite starts its own broker with the example page; unset STOMP_WS_URL');
   }
-  throw lastError;
+  const broker = await startBroker('web-chat', ['--static-dir', STATIC_DIR]);
+  return { ...broker, base: new URL('/', broker.wsUrl.replace(/^ws/, 'http')).href };
 }
 
 export async function launchBrowser() {

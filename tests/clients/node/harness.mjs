@@ -109,9 +109,10 @@ function tail(file, lines = 40) {
 }
 
 /**
- * Start a broker for one test file. Returns { wsUrl, host, tcpPort, external, logPath, stop() }.
+ * Start a broker for one test file, with `extraArgs` added to its command line.
+ * Returns { wsUrl, host, tcpPort, external, logPath, stop() }.
  */
-export async function startBroker(name = 'node') {
+export async function startBroker(name = 'node', extraArgs = []) {
   if (process.env.STOMP_WS_URL) {
     const url = new URL(process.env.STOMP_WS_URL);
     const port = Number(url.port || (url.protocol === 'wss:' ? 443 : 80));
@@ -136,7 +137,7 @@ export async function startBroker(name = 'node') {
     const [tcpPort, wsPort] = await freePorts(2);
     const logPath = path.join(logDir, `broker-${name}-${process.pid}-${attempt}.log`);
     const logFd = fs.openSync(logPath, 'w');
-    const child = spawn(binary, ['--tcp-listen', `127.0.0.1:${tcpPort}`, '--ws-listen', `127.0.0.1:${wsPort}`, '--memory-store', '--admin-listen='], {
+    const child = spawn(binary, ['--tcp-listen', `127.0.0.1:${tcpPort}`, '--ws-listen', `127.0.0.1:${wsPort}`, '--memory-store', '--admin-listen=', ...extraArgs], {
       stdio: ['ignore', logFd, logFd],
       env: process.env,
     });
