@@ -322,13 +322,7 @@ async fn post_reader(mut reader: FrameReader, progress: Arc<Progress>, slot: usi
         }
         let step = match drained {
             Ok(_) if bye => return Ok(()),
-            Ok(_) => reader.fill().await.and_then(|open| {
-                if open {
-                    Ok(())
-                } else {
-                    Err(anyhow!("broker closed the posting connection"))
-                }
-            }),
+            Ok(_) => super::common::fill_open(&mut reader, "posting").await,
             Err(e) => Err(e),
         };
         if let Err(e) = step {

@@ -36,6 +36,16 @@ pub async fn read_or_stop(
     }
 }
 
+/// Reads more input on `reader`; the end of the stream is an error naming
+/// the `what` connection.
+pub async fn fill_open(reader: &mut FrameReader, what: &str) -> Result<()> {
+    match reader.fill().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(anyhow!("broker closed the {what} connection")),
+        Err(e) => Err(e),
+    }
+}
+
 /// A frame a producer connection may receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProducerReceipt {

@@ -7,7 +7,7 @@
 //! deliveries per second: N / t for one subscriber, N × S / t for fan-out
 //! (the RabbitMQ-style "delivered messages per second").
 
-use super::common::{producer_receipt, read_or_stop, ProducerReceipt};
+use super::common::{fill_open, producer_receipt, read_or_stop, ProducerReceipt};
 use super::{Ctx, Progress};
 use crate::body::{parse_stamp, SendTemplate};
 use crate::check::SeqCheck;
@@ -192,13 +192,7 @@ pub async fn producer_reader(mut reader: FrameReader, progress: Arc<Progress>) -
         });
         let step = match drained {
             Ok(_) if bye => return Ok(()),
-            Ok(_) => reader.fill().await.and_then(|open| {
-                if open {
-                    Ok(())
-                } else {
-                    Err(anyhow!("broker closed the producer connection"))
-                }
-            }),
+            Ok(_) => fill_open(&mut reader, "producer").await,
             Err(e) => Err(e),
         };
         if let Err(e) = step {
