@@ -2,6 +2,8 @@
 
 use crate::auth::Authenticator;
 use crate::client::LocalClient;
+use crate::cluster::plugin_logs::PluginLogs;
+use crate::cluster::LogBackend;
 use crate::config::{Config, StoreKind};
 use crate::router::Router;
 use crate::session;
@@ -43,6 +45,8 @@ pub(crate) struct Shared {
     pub sessions: crate::registry::SessionRegistry,
     /// TLS material and per-address connection counts.
     pub net: crate::transport::NetState,
+    /// The node's bridge to the cluster, when `[cluster] enabled`.
+    pub cluster: Option<Arc<crate::cluster::Bridge>>,
     connections: Arc<Semaphore>,
     next_session: AtomicU64,
     next_consumer: AtomicU64,
@@ -65,6 +69,7 @@ pub struct BrokerBuilder {
     auth: Option<Arc<dyn Authenticator>>,
     plugins: Vec<Arc<dyn Plugin>>,
     store: Option<Arc<dyn Store>>,
+    cluster_log: Option<Arc<dyn LogBackend>>,
 }
 
 impl BrokerBuilder {
@@ -118,6 +123,15 @@ impl BrokerBuilder {
         self
     }
 
+    /// Keeps the plugins' replicated logs in `backend` (e.g. a
+    /// [`crate::cluster::MemoryLogBus`] node shared by several brokers in
+    /// one process) instead of Kafka. Only plugin logs: topics and queues
+    /// cross nodes through Kafka alone.
+    pub fn cluster_log(mut self, backend: Arc<dyn LogBackend>) -> Self {
+        self.cluster_log = Some(backend);
+        self
+    }
+
     /// Keeps persistent messages in memory only (tests, throwaway brokers).
     pub fn store_in_memory(self) -> Self {
         self.store(Arc::new(MemoryStore::default()))
@@ -146,6 +160,7 @@ impl Broker {
             auth: None,
             plugins: Vec::new(),
             store: None,
+            cluster_log: None,
         }
     }
 
@@ -219,6 +234,7 @@ impl Broker {
             auth,
             plugins,
             store,
+            cluster_log,
         } = self.builder;
         crate::access::check_dev_mode_is_local(&config, auth.is_some())
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
@@ -258,7 +274,22 @@ impl Broker {
             "store recovered"
         );
         let net = crate::transport::NetState::from_config(&config)?;
+        let log_names: Vec<String> = plugins
+            .all
+            .iter()
+            .filter_map(|p| p.log_name().map(str::to_owned))
+            .collect();
+        let cluster = match config.cluster.enabled {
+            true => Some(
+                crate::cluster::Bridge::connect(&config.cluster, &log_names)
+                    .await
+                    .map_err(io::Error::other)?,
+            ),
+            false => None,
+        };
+        let cluster_log = cluster_log.or_else(|| cluster.as_ref().map(|b| b.plugin_log_backend()));
         let shared = Arc::new(Shared {
+            cluster,
             net,
             router,
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -272,7 +303,16 @@ impl Broker {
             next_session: AtomicU64::new(1),
             next_consumer: AtomicU64::new(1),
         });
-        shared.plugins.start(&shared).map_err(io::Error::other)?;
+        if let Some(bridge) = &shared.cluster {
+            bridge
+                .start(Arc::downgrade(&shared))
+                .map_err(io::Error::other)?;
+        }
+        let logs = PluginLogs::open(cluster_log, &shared.plugins.all).map_err(io::Error::other)?;
+        shared
+            .plugins
+            .start(&shared, logs)
+            .map_err(io::Error::other)?;
         Ok(shared)
     }
 

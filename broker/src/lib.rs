@@ -36,6 +36,7 @@ mod admin;
 pub mod auth;
 mod broker;
 mod client;
+pub mod cluster;
 pub mod config;
 mod plugin_host;
 pub mod registry;

@@ -38,6 +38,10 @@ struct Cli {
     /// Keep persistent messages in memory only (nothing survives a restart).
     #[arg(long, env = "STOMPEDE_MEMORY_STORE")]
     memory_store: bool,
+    /// This node's id in a cluster (overrides `[cluster] node_id`; e.g. the
+    /// pod name of a StatefulSet).
+    #[arg(long, env = "STOMPEDE_NODE_ID")]
+    node_id: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = "STOMPEDE_LOG_FORMAT")]
     log_format: Option<String>,
@@ -218,6 +222,9 @@ fn effective_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if let Some(dir) = &cli.data_dir {
         config.store.path = dir.clone();
+    }
+    if let Some(id) = &cli.node_id {
+        config.cluster.node_id = id.clone();
     }
     if cli.memory_store {
         config.store.kind = stompede::config::StoreKind::Memory;

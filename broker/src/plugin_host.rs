@@ -2,11 +2,12 @@
 //! destination prefix, and the [`Services`] plugins use.
 
 use crate::broker::Shared;
+use crate::cluster::plugin_logs::PluginLogs;
 use crate::config::StoreKind;
 use crate::router::Route;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use stompede_plugin::{Message, Plugin, Services};
+use stompede_plugin::{Message, Plugin, ReplicatedLog, Services};
 
 /// The registered plugins and the prefixes they own.
 pub(crate) struct PluginHost {
@@ -71,17 +72,20 @@ impl PluginHost {
         }
     }
 
-    /// Starts every plugin with the broker's services.
-    pub(crate) fn start(&self, shared: &Arc<Shared>) -> Result<(), String> {
+    /// Starts every plugin with the broker's services, then (in a
+    /// cluster) feeds the plugins that keep a log their records.
+    pub(crate) fn start(&self, shared: &Arc<Shared>, logs: PluginLogs) -> Result<(), String> {
+        let logs = Arc::new(logs);
         let services: Arc<dyn Services> = Arc::new(BrokerServices {
             shared: Arc::downgrade(shared),
+            logs: Arc::clone(&logs),
         });
         for plugin in &self.all {
             plugin
                 .start(Arc::clone(&services))
                 .map_err(|e| format!("plugin {} failed to start: {e}", plugin.name()))?;
         }
-        Ok(())
+        logs.start_reading(&self.all, &shared.shutdown)
     }
 }
 
@@ -89,6 +93,7 @@ impl PluginHost {
 /// keeping its services does not keep a shut-down broker alive.
 struct BrokerServices {
     shared: Weak<Shared>,
+    logs: Arc<PluginLogs>,
 }
 
 impl Services for BrokerServices {
@@ -138,5 +143,9 @@ impl Services for BrokerServices {
             ),
             _ => None,
         }
+    }
+
+    fn log(&self, name: &str) -> Option<Arc<dyn ReplicatedLog>> {
+        self.logs.writer(name)
     }
 }

@@ -19,8 +19,10 @@
 //! Slow work (storage, fan-out) belongs on the plugin's own tasks, which
 //! answer through the [`Mailbox`].
 
+mod log;
 mod message;
 
+pub use log::{AppendFuture, ApplyFuture, LogPosition, LogRecord, ReplicatedLog};
 pub use message::{Message, RESERVED_SEND_HEADERS};
 
 use bytes::Bytes;
@@ -202,6 +204,13 @@ pub trait Services: Send + Sync + 'static {
     /// keeps nothing on disk (in-memory store): then the plugin keeps its
     /// state in memory too.
     fn data_dir(&self, plugin: &str) -> Option<PathBuf>;
+
+    /// In a cluster: the replicated log `name` (the plugin's
+    /// [`Plugin::log_name`]). `None` on a single node, and for plugins that
+    /// keep no log.
+    fn log(&self, _name: &str) -> Option<Arc<dyn ReplicatedLog>> {
+        None
+    }
 }
 
 /// One gauge a plugin reports in the broker's `/metrics`.
@@ -307,5 +316,28 @@ pub trait Plugin: Send + Sync + 'static {
     /// read at every scrape: cheap to compute.
     fn metrics(&self) -> Vec<Gauge> {
         Vec::new()
+    }
+
+    /// The name of the replicated log this plugin keeps its state in when
+    /// the broker runs as a cluster (e.g. `chat`; the Kafka topic is then
+    /// `{topic_prefix}.plugin.chat`). `None` (the default): the plugin's
+    /// state is per node. The log reaches the plugin through
+    /// [`Services::log`].
+    fn log_name(&self) -> Option<&str> {
+        None
+    }
+
+    /// Where to resume reading `partition` of the plugin's log when the
+    /// broker starts (after [`Plugin::start`]): the first offset the plugin
+    /// has not applied yet. `None`: from the oldest record the log keeps.
+    fn log_resume_offset(&self, _partition: u32) -> Option<u64> {
+        None
+    }
+
+    /// One record of the plugin's log, in order within its partition, from
+    /// every node including this one. The broker awaits the returned future
+    /// before it hands over the next record of the same partition.
+    fn on_log_record(&self, _record: LogRecord) -> ApplyFuture<'_> {
+        Box::pin(std::future::ready(()))
     }
 }

@@ -199,6 +199,47 @@ pub(crate) async fn render(shared: &Shared) -> String {
         "Time from a message's publication to its MESSAGE frame being written.",
         &s.delivery_latency(),
     );
+    // Cluster (Kafka bridge).
+    if let Some(bridge) = &shared.cluster {
+        let g = bridge.gauges();
+        out.single(
+            "cluster_kafka_reachable",
+            "gauge",
+            "1 while Kafka answers this node's probes.",
+            u64::from(g.reachable),
+        );
+        out.single(
+            "cluster_ready",
+            "gauge",
+            "1 while the node is ready: Kafka reachable and the cluster topics present.",
+            u64::from(g.ready),
+        );
+        out.single(
+            "cluster_kafka_buffered",
+            "gauge",
+            "Records waiting for Kafka's acknowledgement (bounded by buffer_max_messages).",
+            g.buffered,
+        );
+        out.single(
+            "cluster_queue_unsettled",
+            "gauge",
+            "Queue records this node took from its Kafka partitions and not yet settled (the \
+             node's share of the queue group's lag).",
+            g.queue_unsettled,
+        );
+        out.single(
+            "cluster_queue_partitions",
+            "gauge",
+            "Partitions of the queue stream this node owns in the consumer group.",
+            g.queue_partitions,
+        );
+        out.single(
+            "cluster_records_in_total",
+            "counter",
+            "Topic and queue records read from Kafka and delivered on this node.",
+            g.records_in,
+        );
+    }
     // Plugins (chat rooms, online users, ...).
     for plugin in &shared.plugins.all {
         for gauge in plugin.metrics() {

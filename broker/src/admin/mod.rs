@@ -133,7 +133,13 @@ async fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<
         }
         // The store is recovered and the listeners are open before this
         // listener starts, so being here means ready.
-        (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n".into()),
+        (&Method::GET, "/readyz") => match &shared.cluster {
+            Some(bridge) if !bridge.gauges().ready => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "kafka unreachable\n".into(),
+            ),
+            _ => text(StatusCode::OK, "ready\n".into()),
+        },
         (&Method::GET, "/metrics") => {
             let mut response = text(StatusCode::OK, metrics::render(shared).await);
             response.headers_mut().insert(

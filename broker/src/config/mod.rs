@@ -51,6 +51,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The chat plugin (rooms, history, read receipts).
     pub chat: stompede_chat::ChatConfig,
+    /// Clustering through Kafka.
+    pub cluster: ClusterConfig,
 }
 
 impl Config {
@@ -508,6 +510,62 @@ pub struct ShutdownConfig {
 impl Default for ShutdownConfig {
     fn default() -> Self {
         ShutdownConfig { grace_ms: 5000 }
+    }
+}
+
+/// Clustering: several nodes act as one broker by bridging destinations to
+/// Kafka partitions (see ARCHITECTURE.md, "Clustering").
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Whether this node bridges to Kafka (needs the `kafka` feature).
+    pub enabled: bool,
+    /// This node's id, unique in the cluster ("" = the host name).
+    pub node_id: String,
+    /// Kafka bootstrap servers, comma-separated `host:port`.
+    pub bootstrap_servers: String,
+    /// Prefix of the Kafka topics: `{prefix}.topics`, `{prefix}.queues`,
+    /// `{prefix}.plugin.{name}`; also of the queue consumer group.
+    pub topic_prefix: String,
+    /// Partitions of each Kafka topic the node creates.
+    pub partitions: u32,
+    /// Replication factor of the topics the node creates.
+    pub replication_factor: u16,
+    /// Start even when Kafka is unreachable (readiness reports it) instead
+    /// of refusing to start.
+    pub start_degraded: bool,
+    /// Records the node holds for Kafka while it is unreachable; beyond
+    /// this, SENDs that must cross the cluster are refused.
+    pub buffer_max_messages: u32,
+    /// How long a record may wait for Kafka before its SEND fails.
+    pub delivery_timeout_ms: u64,
+    /// librdkafka `fetch.wait.max.ms`: how long Kafka may hold a fetch
+    /// open when it has nothing new (the default 500 would add up to half a
+    /// second to every cross-node message).
+    pub fetch_wait_max_ms: u32,
+    /// librdkafka `linger.ms`: how long records wait to be batched.
+    pub linger_ms: u32,
+    /// Further librdkafka properties (e.g. `security.protocol`), applied
+    /// to every Kafka client of the node.
+    pub kafka: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            enabled: false,
+            node_id: String::new(),
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            topic_prefix: "stompede".into(),
+            partitions: 12,
+            replication_factor: 1,
+            start_degraded: false,
+            buffer_max_messages: 100_000,
+            delivery_timeout_ms: 120_000,
+            fetch_wait_max_ms: 5,
+            linger_ms: 1,
+            kafka: Default::default(),
+        }
     }
 }
 

@@ -120,6 +120,16 @@ impl Router {
         }
     }
 
+    /// Delivers a message of the topic table — a `/topic/` destination (and
+    /// its durable subscriptions), a `/user/{login}/...` key or a reply
+    /// queue — to this node's subscribers.
+    pub(crate) async fn fan_out(&self, key: &ByteString, message: &Arc<stompede_plugin::Message>) {
+        self.topics.publish(key, message);
+        if matches!(self.route(key), Ok(Route::Topic)) {
+            self.durable.publish(message).await;
+        }
+    }
+
     /// The actor for queue `name`, started on first use.
     pub(crate) fn queue(&self, name: &ByteString) -> QueueHandle {
         self.queues.queue(name)

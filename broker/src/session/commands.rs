@@ -383,7 +383,8 @@ impl<T: Transport> Session<T> {
     }
 
     /// Routes a message. Returns true when the RECEIPT `receipt` will come
-    /// later through the outbox (a queue must accept or store it first).
+    /// later through the outbox (a queue or the cluster must accept or
+    /// store it first).
     async fn publish(
         &mut self,
         destination: ByteString,
@@ -391,22 +392,14 @@ impl<T: Transport> Session<T> {
         receipt: Option<ByteString>,
     ) -> Result<bool, Refusal> {
         let route = self.shared.router.route(&destination)?;
-        match route {
-            Route::Topic => {
-                let message = Arc::new(message);
-                self.shared.router.topics.publish(&destination, &message);
-                self.shared.router.durable.publish(&message).await;
-            }
-            Route::ReplyQueue => {
-                self.shared
-                    .router
-                    .topics
-                    .publish(&destination, &Arc::new(message));
-            }
+        let (key, message) = match route {
+            Route::Topic | Route::ReplyQueue => (destination, message),
             Route::TempQueue(name) => {
+                // A session's own temp queue lives on its node only.
                 let key = self.temp_queue_key(name);
                 let message = message.with_destination(key.clone());
                 self.shared.router.topics.publish(&key, &Arc::new(message));
+                return Ok(false);
             }
             Route::User(rest) => {
                 let Some((user, tail)) = rest.split_once('/') else {
@@ -416,30 +409,89 @@ impl<T: Transport> Session<T> {
                 };
                 let key = ByteString::from(format!("/user/{user}/{tail}"));
                 let message = message.with_destination(ByteString::from(format!("/user/{tail}")));
-                self.shared.router.topics.publish(&key, &Arc::new(message));
+                (key, message)
             }
             Route::Queue => {
                 self.authorize_queue_use(&destination)?;
-                // The session does not wait for the actor: it goes on
-                // decoding while the queue accepts (and maybe stores) the
-                // message; the RECEIPT or a refusal comes back through the
-                // outbox.
-                let queue = self.shared.router.queue(&destination);
-                let message = Arc::new(message);
-                let outbox = Arc::clone(&self.outbox);
-                match receipt {
-                    Some(receipt_id) => {
-                        queue
-                            .publish_with_receipt(message, outbox, receipt_id)
-                            .await?;
-                        self.receipts_pending += 1;
-                        return Ok(true);
-                    }
-                    None => queue.publish(message, outbox).await?,
-                }
+                return self.publish_to_queue(destination, message, receipt).await;
+            }
+        };
+        let message = Arc::new(message);
+        let Some(bridge) = self.shared.cluster.clone() else {
+            self.shared.router.fan_out(&key, &message).await;
+            return Ok(false);
+        };
+        // Through Kafka, so every node delivers in the partition's order;
+        // while Kafka is unreachable, delivered here at once (and skipped
+        // when it comes back).
+        let deliver_now = !bridge.is_reachable();
+        let published = bridge
+            .publish_topic(&key, &message, deliver_now)
+            .map_err(|e| refuse(e.to_string()))?;
+        if deliver_now {
+            self.shared.router.fan_out(&key, &message).await;
+        }
+        Ok(self.after_cluster_stored(published, receipt))
+    }
+
+    /// A SEND to a queue: to the local queue actor, or in a cluster to the
+    /// queue's Kafka partitions (whichever node owns them delivers it).
+    async fn publish_to_queue(
+        &mut self,
+        destination: ByteString,
+        message: Message,
+        receipt: Option<ByteString>,
+    ) -> Result<bool, Refusal> {
+        if let Some(bridge) = self.shared.cluster.clone() {
+            let published = bridge
+                .publish_queue(&destination, &message)
+                .map_err(|e| refuse(e.to_string()))?;
+            self.shared
+                .stats
+                .published(crate::stats::DestinationKind::Queue);
+            return Ok(self.after_cluster_stored(published, receipt));
+        }
+        // The session does not wait for the actor: it goes on decoding
+        // while the queue accepts (and maybe stores) the message; the
+        // RECEIPT or a refusal comes back through the outbox.
+        let queue = self.shared.router.queue(&destination);
+        let message = Arc::new(message);
+        let outbox = Arc::clone(&self.outbox);
+        match receipt {
+            Some(receipt_id) => {
+                queue
+                    .publish_with_receipt(message, outbox, receipt_id)
+                    .await?;
+                self.receipts_pending += 1;
+                Ok(true)
+            }
+            None => {
+                queue.publish(message, outbox).await?;
+                Ok(false)
             }
         }
-        Ok(false)
+    }
+
+    /// Answers a SEND the cluster took once Kafka stored it: the RECEIPT,
+    /// or an ERROR if Kafka never did. Returns whether a RECEIPT is due.
+    fn after_cluster_stored(
+        &mut self,
+        published: crate::cluster::Published,
+        receipt: Option<ByteString>,
+    ) -> bool {
+        let outbox = Arc::clone(&self.outbox);
+        let receipt_due = receipt.is_some();
+        if receipt_due {
+            self.receipts_pending += 1;
+        }
+        tokio::spawn(async move {
+            match (published.await, receipt) {
+                (Ok(_), Some(id)) => outbox.receipt(id),
+                (Ok(_), None) => {}
+                (Err(e), id) => outbox.refuse(e, id),
+            }
+        });
+        receipt_due
     }
 
     /// A `reply-to: /temp-queue/x` becomes the address of this session's

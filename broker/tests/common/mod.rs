@@ -1,6 +1,8 @@
 //! Test helpers: a broker on port 0 and a raw STOMP peer.
 #![allow(dead_code)]
 
+pub mod tansu;
+
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use stompede::codec::{Command, Frame, Item, StompCodec, Version};
@@ -269,6 +271,8 @@ pub struct BrokerProcess {
     pub tcp: std::net::SocketAddr,
     /// The WebSocket address (`ws://{ws}/ws`).
     pub ws: std::net::SocketAddr,
+    /// The admin HTTP address, if [`BrokerProcess::spawn_with_admin`].
+    pub admin: Option<std::net::SocketAddr>,
     dir: std::path::PathBuf,
 }
 
@@ -276,6 +280,16 @@ impl BrokerProcess {
     /// Starts the binary with `config_toml` and waits until both listeners
     /// accept connections (up to 20 s; a port lost to a race is retried).
     pub async fn spawn(config_toml: &str) -> BrokerProcess {
+        BrokerProcess::spawn_inner(config_toml, false).await
+    }
+
+    /// Like [`BrokerProcess::spawn`], with the admin listener on a free
+    /// loopback port too (probes, metrics).
+    pub async fn spawn_with_admin(config_toml: &str) -> BrokerProcess {
+        BrokerProcess::spawn_inner(config_toml, true).await
+    }
+
+    async fn spawn_inner(config_toml: &str, with_admin: bool) -> BrokerProcess {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -290,6 +304,9 @@ impl BrokerProcess {
                 format!("127.0.0.1:{}", free_port()).parse().expect("addr");
             let ws: std::net::SocketAddr =
                 format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let admin: Option<std::net::SocketAddr> =
+                with_admin.then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
+            let admin_arg = admin.map(|a| a.to_string()).unwrap_or_default();
             let log = std::fs::File::create(dir.join("broker.log")).expect("log file");
             let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stompede"));
             for (key, _) in std::env::vars() {
@@ -302,7 +319,7 @@ impl BrokerProcess {
                 .arg(&config)
                 .arg(format!("--tcp-listen={tcp}"))
                 .arg(format!("--ws-listen={ws}"))
-                .arg("--admin-listen=")
+                .arg(format!("--admin-listen={admin_arg}"))
                 .arg("--memory-store")
                 .stdin(std::process::Stdio::null())
                 .stdout(log.try_clone().expect("log file"))
@@ -313,6 +330,7 @@ impl BrokerProcess {
                 child,
                 tcp,
                 ws,
+                admin,
                 dir: dir.clone(),
             };
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -327,6 +345,28 @@ impl BrokerProcess {
             let _ = process.child.wait();
         }
         panic!("stompede did not start on free ports");
+    }
+
+    /// Ends the process with SIGKILL (no shutdown of any kind) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits up to 15 s for it.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// The process id.

@@ -188,6 +188,26 @@ impl QueueActor {
                 self.publish_gauges();
                 let _ = reply.send(purged.len());
             }
+            QueueCommand::FromCluster {
+                message,
+                origin,
+                redelivered,
+            } => {
+                let mut queued = self.queued(message, now_ms());
+                queued.origin = Some(origin);
+                queued.redelivered = redelivered;
+                // No length limit: the cluster consumer bounds what it
+                // hands over, and refusing would leave Kafka nobody to tell.
+                self.ready.push_back(queued);
+            }
+            QueueCommand::Revoke(partitions) => {
+                self.ready.take_where(|m| {
+                    m.origin
+                        .as_ref()
+                        .is_some_and(|o| partitions.contains(&o.partition()))
+                });
+                self.publish_gauges();
+            }
             QueueCommand::Delete => {
                 for m in self.ready.drain_all() {
                     self.forget(&m);
@@ -225,6 +245,7 @@ impl QueueActor {
             deliveries: 0,
             redelivered: false,
             expires_at,
+            origin: None,
         }
     }
 
@@ -300,8 +321,12 @@ impl QueueActor {
         Ok(seq)
     }
 
-    /// Removes a message for good: deletes it from the store.
+    /// Removes a message for good: deletes it from the store, or lets the
+    /// cluster commit past it.
     fn forget(&self, m: &QueuedMessage) {
+        if let Some(origin) = &m.origin {
+            origin.settled();
+        }
         if let Some(seq) = m.seq {
             if let Err(e) = self.shared.store.delete(&self.name, seq) {
                 // It stays stored and comes back after a restart, flagged
@@ -354,7 +379,7 @@ impl QueueActor {
         headers.set("x-original-destination", self.name.clone());
         headers.set("x-original-message-id", m.message.message_id.clone());
         headers.set("x-delivery-count", m.deliveries.to_string());
-        if m.seq.is_some() {
+        if m.seq.is_some() || m.origin.is_some() {
             headers.set("persistent", "true");
         }
         let target = ByteString::from(target);

@@ -144,6 +144,29 @@ pub(crate) enum QueueCommand {
     Info(tokio::sync::oneshot::Sender<QueueInfo>),
     /// Drop every ready (not yet delivered) message; report how many.
     Purge(tokio::sync::oneshot::Sender<usize>),
+    /// A message from the cluster (read from a Kafka partition this node
+    /// owns). Not stored locally: Kafka keeps it until it is settled.
+    FromCluster {
+        message: Arc<Message>,
+        origin: Box<dyn Origin>,
+        /// Whether it may have been delivered before (by a node that owned
+        /// the partition before this one).
+        redelivered: bool,
+    },
+    /// This node no longer owns these Kafka partitions: drop their ready
+    /// messages, unsettled (their new owner delivers them).
+    Revoke(Arc<std::collections::HashSet<u32>>),
+}
+
+/// Where a message the cluster handed to this node came from (a Kafka
+/// partition and offset). The queue tells it when the message is done with
+/// — acknowledged, expired, dead-lettered, dropped or purged — so the
+/// offset can be committed.
+pub(crate) trait Origin: Send + Sync + std::fmt::Debug {
+    /// The Kafka partition the message came from.
+    fn partition(&self) -> u32;
+    /// The message is done with.
+    fn settled(&self);
 }
 
 /// Where a queue actor reports the fate of a published message.
@@ -345,6 +368,17 @@ impl QueueRegistry {
         let (tx, rx) = tokio::sync::oneshot::channel();
         handle.send(QueueCommand::Purge(tx)).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Tells every queue that this node no longer owns `partitions`.
+    pub(crate) fn revoke(&self, partitions: Arc<std::collections::HashSet<u32>>) {
+        let handles: Vec<QueueHandle> = crate::session::outbox::lock(&self.queues)
+            .values()
+            .cloned()
+            .collect();
+        for handle in handles {
+            handle.send_now(QueueCommand::Revoke(Arc::clone(&partitions)));
+        }
     }
 
     /// Whether queue `name` has an actor.

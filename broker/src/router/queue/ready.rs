@@ -24,6 +24,9 @@ pub(super) struct QueuedMessage {
     /// Milliseconds since the epoch after which it is never delivered.
     pub expires_at: Option<u64>,
     pub priority: u8,
+    /// Where the cluster took it from (a Kafka partition), if it came
+    /// through the cluster; told when the message is done with.
+    pub origin: Option<Box<dyn super::Origin>>,
 }
 
 impl QueuedMessage {
@@ -85,6 +88,25 @@ impl Ready {
         self.levels.iter_mut().flat_map(|l| l.drain(..)).collect()
     }
 
+    /// Takes the ready messages `take` selects, keeping the order of the
+    /// others.
+    pub(super) fn take_where(
+        &mut self,
+        mut take: impl FnMut(&QueuedMessage) -> bool,
+    ) -> Vec<QueuedMessage> {
+        let mut taken = Vec::new();
+        for level in &mut self.levels {
+            let (out, kept): (VecDeque<_>, VecDeque<_>) = level.drain(..).partition(&mut take);
+            *level = kept;
+            taken.extend(out);
+        }
+        for m in &taken {
+            self.len -= 1;
+            self.bytes -= m.body_len();
+        }
+        taken
+    }
+
     fn level(&mut self, priority: u8) -> &mut VecDeque<QueuedMessage> {
         let i = (priority as usize).min(LEVELS - 1);
         &mut self.levels[i]
@@ -129,6 +151,7 @@ mod tests {
             redelivered: false,
             expires_at: None,
             priority,
+            origin: None,
         }
     }
 

@@ -1,0 +1,385 @@
+//! The queue stream: the nodes share the partitions of `{prefix}.queues`
+//! through one Kafka consumer group. A node hands each record of its
+//! partitions to its local queue, and commits a partition's offset only up
+//! to the first record not yet settled (acknowledged, expired,
+//! dead-lettered), so a record whose node dies before the ACK is read again
+//! by the partition's next owner, flagged `redelivered`.
+
+use super::client::{self, NodeContext};
+use super::KafkaBridge;
+use crate::broker::Shared;
+use crate::router::queue::{Origin, QueueCommand};
+use crate::store::decode_message;
+use bytestring::ByteString;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Records a node holds unsettled before it stops fetching more.
+const MAX_UNSETTLED: usize = 10_000;
+/// How often settled offsets are committed.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+/// How long a rebalance may wait for Kafka's watermarks or a commit.
+const REBALANCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One owned partition's unsettled records.
+#[derive(Debug, Default)]
+struct PartitionState {
+    /// Which assignment this is: settlements of an older one are ignored.
+    generation: u64,
+    /// Offsets handed to queues and not settled yet.
+    unsettled: BTreeSet<i64>,
+    /// One past the last offset read.
+    next: i64,
+    /// The offset last committed.
+    committed: i64,
+    /// Records below this offset may have been delivered by the
+    /// partition's previous owner: they arrive flagged `redelivered`.
+    redelivered_below: i64,
+}
+
+impl PartitionState {
+    /// The offset to commit: the first record not settled yet.
+    fn commit_point(&self) -> i64 {
+        self.unsettled.first().copied().unwrap_or(self.next)
+    }
+}
+
+/// Settlement bookkeeping for the partitions this node owns.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    partitions: Mutex<HashMap<u32, PartitionState>>,
+    next_generation: std::sync::atomic::AtomicU64,
+    unsettled: std::sync::atomic::AtomicUsize,
+    /// Woken when records are settled (the reader may fetch again).
+    settled: Notify,
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, PartitionState>> {
+        crate::session::outbox::lock(&self.partitions)
+    }
+
+    fn assign(&self, partition: u32, committed: i64, high_watermark: i64) {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.lock().insert(
+            partition,
+            PartitionState {
+                generation,
+                unsettled: BTreeSet::new(),
+                next: committed,
+                committed,
+                redelivered_below: high_watermark,
+            },
+        );
+    }
+
+    fn revoke(&self, partition: u32) {
+        if let Some(state) = self.lock().remove(&partition) {
+            self.unsettled
+                .fetch_sub(state.unsettled.len(), Ordering::Relaxed);
+            self.settled.notify_one();
+        }
+    }
+
+    /// Takes a record read at `offset`; `None` if the partition is not
+    /// (or no longer) this node's. Returns the record's ticket and whether
+    /// it may have been delivered before.
+    fn take(self: &Arc<Self>, partition: u32, offset: i64) -> Option<(Ticket, bool)> {
+        let mut partitions = self.lock();
+        let state = partitions.get_mut(&partition)?;
+        state.unsettled.insert(offset);
+        state.next = state.next.max(offset + 1);
+        self.unsettled.fetch_add(1, Ordering::Relaxed);
+        let ticket = Ticket {
+            tracker: Arc::clone(self),
+            partition,
+            offset,
+            generation: state.generation,
+        };
+        Some((ticket, offset < state.redelivered_below))
+    }
+
+    fn settle(&self, partition: u32, offset: i64, generation: u64) {
+        let mut partitions = self.lock();
+        if let Some(state) = partitions.get_mut(&partition) {
+            if state.generation == generation && state.unsettled.remove(&offset) {
+                self.unsettled.fetch_sub(1, Ordering::Relaxed);
+                self.settled.notify_one();
+            }
+        }
+    }
+
+    /// The offsets worth committing now (those that moved), marked as
+    /// committed.
+    fn to_commit(&self, topic: &str, only: Option<&HashSet<u32>>) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for (partition, state) in self.lock().iter_mut() {
+            if only.is_some_and(|only| !only.contains(partition)) {
+                continue;
+            }
+            let point = state.commit_point();
+            if point > state.committed
+                && list
+                    .add_partition_offset(topic, *partition as i32, Offset::Offset(point))
+                    .is_ok()
+            {
+                state.committed = point;
+            }
+        }
+        list
+    }
+
+    fn owned(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn unsettled(&self) -> usize {
+        self.unsettled.load(Ordering::Relaxed)
+    }
+}
+
+/// A record in a local queue: settles its offset when the queue is done
+/// with it.
+#[derive(Debug)]
+struct Ticket {
+    tracker: Arc<Tracker>,
+    partition: u32,
+    offset: i64,
+    generation: u64,
+}
+
+impl Origin for Ticket {
+    fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    fn settled(&self) {
+        self.tracker
+            .settle(self.partition, self.offset, self.generation);
+    }
+}
+
+/// The group consumer's context: rebalances update the tracker and the
+/// local queues.
+struct GroupContext {
+    inner: NodeContext,
+    health: Arc<super::health::Health>,
+    tracker: Arc<Tracker>,
+    topic: String,
+    shared: Weak<Shared>,
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.inner.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.inner.error(error, reason);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let partitions: HashSet<u32> = list
+            .elements()
+            .iter()
+            .map(|e| e.partition() as u32)
+            .collect();
+        let settled = self.tracker.to_commit(&self.topic, Some(&partitions));
+        if settled.count() > 0 {
+            if let Err(e) = consumer.commit(&settled, CommitMode::Sync) {
+                tracing::warn!(error = %e, "commit before giving up queue partitions failed: they will be redelivered");
+            }
+        }
+        for partition in &partitions {
+            self.tracker.revoke(*partition);
+        }
+        self.health
+            .queue_partitions
+            .store(self.tracker.owned() as u64, Ordering::Relaxed);
+        tracing::info!(partitions = ?partitions, "queue partitions moved to another node");
+        if let Some(shared) = self.shared.upgrade() {
+            shared.router.queues.revoke(Arc::new(partitions));
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(list) = rebalance else {
+            return;
+        };
+        let committed = consumer
+            .committed_offsets((*list).clone(), REBALANCE_TIMEOUT)
+            .unwrap_or_else(|_| (*list).clone());
+        let mut taken = Vec::new();
+        for element in committed.elements() {
+            let partition = element.partition();
+            let high = consumer
+                .fetch_watermarks(&self.topic, partition, REBALANCE_TIMEOUT)
+                .map_or(0, |(_, high)| high);
+            let start = match element.offset() {
+                Offset::Offset(n) => n,
+                // Nothing committed yet: the group starts at the oldest record.
+                _ => consumer
+                    .fetch_watermarks(&self.topic, partition, REBALANCE_TIMEOUT)
+                    .map_or(0, |(low, _)| low),
+            };
+            self.tracker.assign(partition as u32, start, high);
+            taken.push(partition);
+        }
+        self.health
+            .queue_partitions
+            .store(self.tracker.owned() as u64, Ordering::Relaxed);
+        tracing::info!(partitions = ?taken, "queue partitions taken");
+    }
+}
+
+/// Joins the queue group and feeds this node's queues.
+pub(super) fn start(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) -> Result<(), String> {
+    let tracker = Arc::new(Tracker::default());
+    let topic = bridge.names.queues.clone();
+    let context = GroupContext {
+        inner: NodeContext::new(Arc::clone(&bridge.health)),
+        health: Arc::clone(&bridge.health),
+        tracker: Arc::clone(&tracker),
+        topic: topic.clone(),
+        shared: shared.clone(),
+    };
+    let mut config = client::consumer(
+        &bridge.config,
+        &bridge.node_id,
+        "queues",
+        &bridge.names.queues,
+    );
+    config
+        .set("auto.offset.reset", "earliest")
+        // A node that dies is noticed within this time; its partitions
+        // (and unacknowledged records) move to the others.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000");
+    let consumer: StreamConsumer<GroupContext> = config
+        .create_with_context(context)
+        .map_err(|e| format!("cannot create the queue consumer: {e}"))?;
+    consumer
+        .subscribe(&[&topic])
+        .map_err(|e| format!("cannot join the queue group: {e}"))?;
+    let bridge = Arc::clone(bridge);
+    tokio::spawn(async move {
+        let Some(stop) = shared.upgrade().map(|s| s.shutdown.clone()) else {
+            return;
+        };
+        let mut commit = tokio::time::interval(COMMIT_INTERVAL);
+        let mut paused = false;
+        loop {
+            let record = tokio::select! {
+                () = stop.cancelled() => break,
+                _ = commit.tick() => {
+                    commit_settled(&consumer, &tracker, &topic);
+                    bridge.health.queue_lag.store(tracker.unsettled() as u64, Ordering::Relaxed);
+                    paused = throttle(&consumer, &tracker, paused);
+                    continue;
+                }
+                () = tracker.settled.notified(), if paused => {
+                    paused = throttle(&consumer, &tracker, paused);
+                    continue;
+                }
+                record = consumer.recv() => record,
+            };
+            let record = match record {
+                Ok(record) => record,
+                Err(e) => {
+                    tracing::debug!(error = %e, "queue stream");
+                    continue;
+                }
+            };
+            let Some((ticket, redelivered)) =
+                tracker.take(record.partition() as u32, record.offset())
+            else {
+                continue;
+            };
+            let (Some(Ok(queue)), Some(payload)) = (record.key_view::<str>(), record.payload())
+            else {
+                tracing::warn!(
+                    partition = record.partition(),
+                    offset = record.offset(),
+                    "queue record without a key or payload: skipped"
+                );
+                ticket.settled();
+                continue;
+            };
+            let message = match decode_message(payload) {
+                Ok(message) => Arc::new(message),
+                Err(e) => {
+                    tracing::warn!(partition = record.partition(), offset = record.offset(), error = %e, "unreadable queue record: skipped");
+                    ticket.settled();
+                    continue;
+                }
+            };
+            let Some(shared) = shared.upgrade() else {
+                break;
+            };
+            bridge.health.records_in.fetch_add(1, Ordering::Relaxed);
+            let queue = shared.router.queue(&ByteString::from(queue));
+            let command = QueueCommand::FromCluster {
+                message,
+                origin: Box::new(ticket),
+                redelivered,
+            };
+            if queue.send(command).await.is_err() {
+                tracing::warn!("a queue stopped while the cluster fed it");
+            }
+            if !paused {
+                paused = throttle(&consumer, &tracker, paused);
+            }
+        }
+        commit_settled(&consumer, &tracker, &topic);
+    });
+    Ok(())
+}
+
+/// Commits what was settled since the last commit.
+fn commit_settled(consumer: &StreamConsumer<GroupContext>, tracker: &Tracker, topic: &str) {
+    let settled = tracker.to_commit(topic, None);
+    if settled.count() > 0 {
+        if let Err(e) = consumer.commit(&settled, CommitMode::Async) {
+            tracing::debug!(error = %e, "queue offset commit");
+        }
+    }
+}
+
+/// Stops fetching while too much is unsettled, resumes below half of it.
+fn throttle(consumer: &StreamConsumer<GroupContext>, tracker: &Tracker, paused: bool) -> bool {
+    let unsettled = tracker.unsettled();
+    let want_paused = if paused {
+        unsettled > MAX_UNSETTLED / 2
+    } else {
+        unsettled >= MAX_UNSETTLED
+    };
+    if want_paused != paused {
+        if let Ok(assignment) = consumer.assignment() {
+            let result = match want_paused {
+                true => consumer.pause(&assignment),
+                false => consumer.resume(&assignment),
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "cannot pause or resume the queue stream");
+                return paused;
+            }
+        }
+    }
+    want_paused
+}

@@ -1,0 +1,133 @@
+//! A real Kafka-protocol server for the cluster tests: Tansu 0.6.0 with its
+//! SQLite storage engine, on a free loopback port, from an empty directory.
+//! Installed by `scripts/install-tansu.sh`; a test that cannot start it
+//! fails (it is never skipped).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running (or stopped, to be restarted) Tansu server.
+pub struct Tansu {
+    child: Option<Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+/// The Tansu binary: `$TANSU_BIN`, else the install script's cached root.
+fn binary() -> PathBuf {
+    if let Ok(bin) = std::env::var("TANSU_BIN") {
+        return PathBuf::from(bin);
+    }
+    let cache = std::env::var("STOMPEDE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/stompede")
+        });
+    cache.join("tansu/bin/tansu")
+}
+
+impl Tansu {
+    /// Starts a fresh server (empty storage) on a free loopback port.
+    pub async fn start() -> Tansu {
+        let bin = binary();
+        assert!(
+            bin.exists(),
+            "the Kafka-protocol test server is missing at {}: run scripts/install-tansu.sh",
+            bin.display()
+        );
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("stompede-tansu-{}-{stamp}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tansu dir");
+        let port = super::free_port();
+        let mut tansu = Tansu {
+            child: None,
+            addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+            dir,
+        };
+        tansu.run().await;
+        tansu
+    }
+
+    /// `host:port` for `bootstrap_servers`.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    async fn run(&mut self) {
+        let url = format!("tcp://{}", self.addr);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.log"))
+            .expect("tansu log");
+        let child = Command::new(binary())
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(&url)
+            .arg("--advertised-listener-url")
+            .arg(&url)
+            .arg("--storage-engine")
+            .arg(format!("sqlite://{}", self.dir.join("tansu.db").display()))
+            // Tansu reads ./.env: run it where there is none.
+            .current_dir(&self.dir)
+            .env_remove("STORAGE_ENGINE")
+            .env_remove("LISTENER_URL")
+            .env_remove("ADVERTISED_LISTENER_URL")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("tansu exited with {status}:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "tansu did not listen on {} within 30 s:\n{}",
+            self.addr,
+            self.log()
+        );
+    }
+
+    /// Stops the server (SIGKILL: as abrupt as a crash); storage is kept.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same storage.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.run().await;
+    }
+
+    /// What it logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("tansu.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
