@@ -4,10 +4,12 @@
 //! without subscribers it stops after a while.
 
 use crate::channels::{Channel, Channels};
+use crate::cluster::Op as LogOp;
 use crate::offline::OfflineMessage;
 use crate::record::{Member, RoomMeta};
 use crate::reply::{notify, ReplyTo};
-use crate::rooms::{Caller, Cmd, Ctx, Sub};
+use crate::rooms::{Applied, Caller, Cmd, Ctx, Sub};
+use crate::state::now_ms;
 use crate::store::{Op, StoreError};
 use crate::{repo, retention, state::State};
 use bytes::Bytes;
@@ -16,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use stompede_codec::Headers;
-use stompede_plugin::{Mailbox, Message};
+use stompede_plugin::{LogPosition, Mailbox, Message};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -28,6 +30,18 @@ const MAX_TURN: usize = 512;
 pub enum Out {
     /// A timeline MESSAGE for every subscriber.
     Live(Arc<Message>),
+    /// A timeline MESSAGE for every subscriber, of a record another node
+    /// appended (cluster mode: that node tells the offline hooks).
+    Replica(Arc<Message>),
+    /// Presence through another node (cluster mode).
+    RemotePresence {
+        /// That node.
+        node: String,
+        /// The user.
+        user: String,
+        /// Present or gone.
+        online: bool,
+    },
     /// A RECEIPT with headers.
     Receipt(Mailbox, ByteString, Headers),
     /// An answer to a command.
@@ -62,6 +76,8 @@ pub enum Out {
 /// A directory change, applied when the turn is stored.
 #[derive(Debug)]
 pub enum DirOp {
+    /// A room was created (cluster mode: from the log).
+    Room(RoomMeta),
     /// A member changed (or left: `None`).
     Member(String, Option<Member>),
 }
@@ -85,12 +101,23 @@ pub struct Turn {
     pub cmds: usize,
     /// Whether retention deleted events (more may be due).
     pub pruned: bool,
+    /// Cluster mode: the time of the record being applied, which every
+    /// node stamps on what it stores (`None`: the clock's time).
+    pub clock: Option<u64>,
+    /// Cluster mode: the log records this turn applied (marked stored
+    /// once its writes are).
+    pub applied: Vec<LogPosition>,
+    /// Cluster mode: the newest record of the turn that the room stored.
+    pub applied_offset: Option<u64>,
 }
 
 impl Turn {
     /// Answers a command that failed: a RECEIPT with `x-error` if one was
     /// asked for, and an error MESSAGE unless the RECEIPT says it all.
     pub fn fail(&mut self, caller: &Caller, command: &'static str, error: &str) {
+        if caller.replica {
+            return;
+        }
         let mut headers = Headers::new();
         headers.push("x-error", error.to_owned());
         if let Some(id) = &caller.receipt {
@@ -121,6 +148,9 @@ impl Turn {
         headers: Headers,
         body: Option<Bytes>,
     ) {
+        if caller.replica {
+            return;
+        }
         if let Some(id) = &caller.receipt {
             self.outs.push(Out::Receipt(
                 caller.mailbox.clone(),
@@ -171,6 +201,9 @@ struct Room {
     /// When the room last took a command (not its own); it stops after
     /// `room_idle_secs` without one and without subscribers.
     last_active: Instant,
+    /// Cluster mode: the offset of the newest log record the room stored
+    /// (records at or below it are not applied again).
+    applied: Option<u64>,
 }
 
 /// The task of room `id`.
@@ -181,6 +214,10 @@ pub async fn run(ctx: Arc<Ctx>, id: String, mut rx: mpsc::Receiver<Cmd>) {
         Duration::from_millis(ctx.config.presence_grace_ms),
         Duration::from_millis(ctx.config.typing_ttl_ms),
     );
+    let mut channels = channels;
+    if ctx.cluster.is_some() {
+        channels.share_presence();
+    }
     let mut room = Room {
         env: Env { ctx, id, dest },
         state: None,
@@ -192,9 +229,12 @@ pub async fn run(ctx: Arc<Ctx>, id: String, mut rx: mpsc::Receiver<Cmd>) {
         next_tick: None,
         next_prune: None,
         last_active: Instant::now(),
+        applied: None,
     };
     room.load();
-    if room.retention_by_age().is_some() {
+    // In cluster mode retention runs as records are applied, with their
+    // time (the same on every node), never on a timer.
+    if room.env.ctx.cluster.is_none() && room.retention_by_age().is_some() {
         room.next_prune = Some(Instant::now());
     }
     let mut lookahead: Option<Cmd> = None;
@@ -210,6 +250,9 @@ pub async fn run(ctx: Arc<Ctx>, id: String, mut rx: mpsc::Receiver<Cmd>) {
             room.last_active = Instant::now();
         }
         let mut turn = Turn::default();
+        if let Some(state) = &mut room.state {
+            state.begin_turn();
+        }
         room.handle(first, &mut turn);
         while turn.cmds < MAX_TURN {
             match rx.try_recv() {
@@ -228,9 +271,14 @@ pub async fn run(ctx: Arc<Ctx>, id: String, mut rx: mpsc::Receiver<Cmd>) {
 
 impl Room {
     fn load(&mut self) {
-        match State::load(&self.env) {
-            Ok(state) => {
+        let applied = match &self.env.ctx.cluster {
+            Some(_) => repo::applied(&*self.env.ctx.store, &self.env.id),
+            None => Ok(None),
+        };
+        match State::load(&self.env).and_then(|state| Ok((state, applied?))) {
+            Ok((state, applied)) => {
                 self.state = state;
+                self.applied = applied;
                 self.broken = None;
             }
             Err(e) => {
@@ -267,6 +315,7 @@ impl Room {
                         self.publish_coalesced();
                     }
                     self.channels.expire(now);
+                    self.share_presence();
                     if self.next_prune.is_some_and(|t| t <= now) {
                         self.next_prune = self.retention_by_age().map(|every| now + every);
                         return Some(Cmd::Prune);
@@ -283,6 +332,13 @@ impl Room {
 
     fn handle(&mut self, cmd: Cmd, turn: &mut Turn) {
         turn.cmds += 1;
+        let cmd = match cmd {
+            Cmd::Log(applied) => return self.apply(*applied, turn),
+            Cmd::RemotePresence { node, user, online } => {
+                return turn.outs.push(Out::RemotePresence { node, user, online })
+            }
+            cmd => cmd,
+        };
         match (&mut self.state, cmd) {
             (None, Cmd::Init(room, caller)) if self.broken.is_none() => {
                 let state = State::create(&self.env, *room, &caller, turn);
@@ -299,16 +355,125 @@ impl Room {
         }
     }
 
+    /// Applies one record of the cluster log: the command it carries,
+    /// with its time, answered only on the node that appended it; then
+    /// retention, at the same point on every node.
+    fn apply(&mut self, applied: Applied, turn: &mut Turn) {
+        let Applied {
+            position,
+            ts,
+            here,
+            ephemeral,
+            cmd,
+        } = applied;
+        if self.applied.is_some_and(|done| position.offset <= done) {
+            // Stored before a restart: read again, not applied again.
+            turn.applied.push(position);
+            return;
+        }
+        if let Some(e) = &self.broken {
+            // Not applied and not marked stored: the node reads it again
+            // after a restart.
+            let error = format!("room {} is unavailable: {e}", self.env.id);
+            return refuse(&self.env, cmd, &error, turn);
+        }
+        let ttl = self.env.ctx.config.typing_ttl_ms;
+        let stale = now_ms().saturating_sub(ts) > ttl.max(self.env.ctx.config.presence_grace_ms);
+        if ephemeral && stale && !here {
+            // A stale typing or presence record (a node catching up); the
+            // origin's own is applied: its client waits for the answer.
+            turn.applied.push(position);
+            return;
+        }
+        let start = turn.outs.len();
+        turn.clock = Some(ts);
+        let head = self.state.as_ref().map(|s| s.meta.head);
+        match (&mut self.state, cmd) {
+            (_, Cmd::RemotePresence { node, user, online }) => {
+                if !here {
+                    turn.outs.push(Out::RemotePresence { node, user, online });
+                }
+            }
+            (None, Cmd::Init(room, caller)) => {
+                turn.dir.push(DirOp::Room(room.meta.clone()));
+                self.state = Some(State::create(&self.env, *room, &caller, turn));
+            }
+            (Some(state), Cmd::Init(room, caller)) => {
+                state.created_again(&self.env, room.meta.kind, caller, turn)
+            }
+            (Some(state), cmd) => state.handle(&self.env, cmd, turn),
+            (None, cmd) => {
+                let error = format!("no room {}", self.env.id);
+                refuse(&self.env, cmd, &error, turn);
+            }
+        }
+        let config = &self.env.ctx.config;
+        let retains = config.retention_max_events > 0 || config.retention_max_age_secs > 0;
+        if let Some(state) = &mut self.state {
+            if retains && head != Some(state.meta.head) {
+                state.prune(&self.env, turn);
+            }
+        }
+        turn.clock = None;
+        if !here {
+            for out in &mut turn.outs[start..] {
+                if let Out::Live(message) = out {
+                    *out = Out::Replica(Arc::clone(message));
+                }
+            }
+        }
+        turn.applied.push(position);
+        if !ephemeral && self.state.is_some() {
+            turn.applied_offset = Some(position.offset);
+        }
+    }
+
+    /// Cluster mode: records the log bookkeeping in the turn's writes —
+    /// the room's applied offset and its partition's watermark (every
+    /// record below it stored; it may lag, never lead).
+    fn write_log_positions(&self, turn: &mut Turn) {
+        let Some(cluster) = &self.env.ctx.cluster else {
+            return;
+        };
+        if let (Some(offset), Some(_)) = (turn.applied_offset, &self.state) {
+            repo::write::applied(&mut turn.ops, &self.env.id, offset);
+        }
+        if turn.ops.is_empty() {
+            return;
+        }
+        let mut partitions: Vec<u32> = turn.applied.iter().map(|p| p.partition).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        for partition in partitions {
+            let mark = cluster.track.watermark(partition);
+            repo::write::watermark(&mut turn.ops, partition, mark);
+        }
+    }
+
+    /// Cluster mode: the turn's records are stored.
+    fn log_positions_stored(&mut self, turn: &mut Turn) {
+        let Some(cluster) = &self.env.ctx.cluster else {
+            return;
+        };
+        for p in turn.applied.drain(..) {
+            cluster.track.done(p.partition, p.offset);
+        }
+        if turn.applied_offset.is_some() {
+            self.applied = self.applied.max(turn.applied_offset);
+        }
+    }
+
     /// Stores the turn's writes (one flush), then applies its effects.
     async fn commit(&mut self, mut turn: Turn) {
         let config = &self.env.ctx.config;
         let retains = config.retention_max_events > 0 || config.retention_max_age_secs > 0;
-        if turn.meta_dirty && retains {
+        let cluster = self.env.ctx.cluster.is_some();
+        if turn.meta_dirty && retains && !cluster {
             if let Some(state) = &mut self.state {
                 state.prune(&self.env, &mut turn);
             }
         }
-        if turn.pruned {
+        if turn.pruned && !cluster {
             // A full batch: the rest follows soon, in turns of its own.
             self.next_prune = Some(Instant::now());
         }
@@ -316,6 +481,9 @@ impl Room {
             if let Some(state) = &self.state {
                 repo::write::meta(&mut turn.ops, &state.meta);
             }
+        }
+        if cluster {
+            self.write_log_positions(&mut turn);
         }
         if !turn.ops.is_empty() {
             let store = &self.env.ctx.store;
@@ -328,10 +496,14 @@ impl Room {
                 return;
             }
         }
+        if cluster {
+            self.log_positions_stored(&mut turn);
+        }
         if let Some(state) = &self.state {
             let mut dir = self.env.ctx.dir_mut();
             for op in turn.dir.drain(..) {
                 match op {
+                    DirOp::Room(meta) => dir.insert_room(&meta, Vec::new()),
                     DirOp::Member(user, member) => dir.set_member(&self.env.id, &user, member),
                 }
             }
@@ -349,6 +521,21 @@ impl Room {
         }
         for out in turn.outs {
             self.emit(out);
+        }
+        self.share_presence();
+    }
+
+    /// Cluster mode: tells the other nodes who came and went here.
+    fn share_presence(&mut self) {
+        if self.channels.shared.is_empty() {
+            return;
+        }
+        let Some(cluster) = &self.env.ctx.cluster else {
+            self.channels.shared.clear();
+            return;
+        };
+        for (user, present) in self.channels.shared.drain(..) {
+            cluster.publish(&self.env.id, &user, LogOp::Presence(present));
         }
     }
 
@@ -370,6 +557,13 @@ impl Room {
                 _ => {}
             }
         }
+        if self.env.ctx.cluster.is_some() {
+            // The replica missed records: it serves nothing more until a
+            // restart reads them again (their watermark stays before them).
+            self.state = None;
+            self.broken = Some(format!("not stored ({e}); the node needs a restart"));
+            return;
+        }
         self.load();
         if self.state.is_none() {
             self.env.ctx.dir_mut().remove_room(&self.env.id);
@@ -380,6 +574,10 @@ impl Room {
         let services = &*self.env.ctx.services;
         let inbox = &self.env.ctx.config.inbox;
         match out {
+            Out::Replica(message) => self.channels.live(&message),
+            Out::RemotePresence { node, user, online } => {
+                self.channels.remote_presence(&node, &user, online)
+            }
             Out::Live(message) => {
                 self.channels.live(&message);
                 if !self.env.ctx.offline_hooks.is_empty()
@@ -537,6 +735,8 @@ fn refuse(env: &Env, cmd: Cmd, error: &str, turn: &mut Turn) {
             turn.outs.push(Out::Detach(session_id, id));
             return;
         }
+        Cmd::Log(applied) => return refuse(env, applied.cmd, error, turn),
+        Cmd::RemotePresence { .. } => return,
     };
     turn.fail(&caller, command, error);
 }

@@ -7,7 +7,7 @@ use crate::rooms::Sub;
 use crate::typing::Typing;
 use bytes::Bytes;
 use bytestring::ByteString;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use stompede_codec::Headers;
 use stompede_plugin::Message;
@@ -39,6 +39,13 @@ pub struct Channels {
     typing: Typing,
     grace: Duration,
     ttl: Duration,
+    /// Cluster mode: the users present through each other node.
+    remote: BTreeMap<String, BTreeSet<String>>,
+    /// Cluster mode: whether changes of local presence are kept in
+    /// `shared` for the other nodes.
+    share: bool,
+    /// Changes of local presence (user, present) not yet sent to the log.
+    pub shared: Vec<(String, bool)>,
 }
 
 /// Delivers `message` to each of `subs`, dropping those whose session is
@@ -64,7 +71,16 @@ impl Channels {
             typing: Typing::default(),
             grace,
             ttl,
+            remote: BTreeMap::new(),
+            share: false,
+            shared: Vec::new(),
         }
+    }
+
+    /// Cluster mode: local presence changes are kept for the other nodes,
+    /// and presence shows the users present through any node.
+    pub fn share_presence(&mut self) {
+        self.share = true;
     }
 
     /// Whether no one listens and nothing is pending.
@@ -74,6 +90,7 @@ impl Channels {
             && self.presence_subs.is_empty()
             && self.typing_subs.is_empty()
             && self.next_deadline().is_none()
+            && self.remote.is_empty()
     }
 
     /// A timeline MESSAGE for every timeline subscriber.
@@ -134,8 +151,12 @@ impl Channels {
         ] {
             subs.retain(|s| s.user != user);
         }
+        for users in self.remote.values_mut() {
+            users.remove(user);
+        }
+        self.remote.retain(|_, users| !users.is_empty());
         if let Some(delta) = self.presence.remove(user) {
-            self.publish_presence(delta);
+            self.local_presence(delta);
         }
         if self.typing.set(user, false, Instant::now(), self.ttl) {
             self.publish_typing();
@@ -160,7 +181,7 @@ impl Channels {
     /// Ends what is due at `now`.
     pub fn expire(&mut self, now: Instant) {
         for delta in self.presence.expire(now) {
-            self.publish_presence(delta);
+            self.local_presence(delta);
         }
         if self.typing.expire(now) {
             self.publish_typing();
@@ -171,7 +192,61 @@ impl Channels {
         let subscribed: BTreeSet<&str> = self.timeline.iter().map(|s| s.user.as_str()).collect();
         let deltas = self.presence.sync(&subscribed, Instant::now(), self.grace);
         for delta in deltas {
+            self.local_presence(delta);
+        }
+    }
+
+    /// Whether another node shows `user`.
+    fn remote_has(&self, user: &str) -> bool {
+        self.remote.values().any(|users| users.contains(user))
+    }
+
+    /// A change of the users present through this node: shared with the
+    /// other nodes (cluster mode), published unless another node shows
+    /// the user anyway.
+    fn local_presence(&mut self, delta: Delta) {
+        let (user, present) = match &delta {
+            Delta::Join(user) => (user, true),
+            Delta::Leave(user) => (user, false),
+        };
+        if self.share {
+            self.shared.push((user.clone(), present));
+        }
+        if !self.remote_has(user) {
             self.publish_presence(delta);
+        }
+    }
+
+    /// Cluster mode: `user` is (or no longer is) present through `node`.
+    pub fn remote_presence(&mut self, node: &str, user: &str, present: bool) {
+        let shown = |c: &Channels| c.presence.is_shown(user) || c.remote_has(user);
+        if user.is_empty() {
+            // The node restarted: everyone it showed goes (unless shown
+            // through another node or this one).
+            let gone = self.remote.remove(node).unwrap_or_default();
+            for user in gone {
+                if !self.presence.is_shown(&user) && !self.remote_has(&user) {
+                    self.publish_presence(Delta::Leave(user));
+                }
+            }
+            return;
+        }
+        let before = shown(self);
+        if present {
+            self.remote
+                .entry(node.to_owned())
+                .or_default()
+                .insert(user.to_owned());
+        } else if let Some(users) = self.remote.get_mut(node) {
+            users.remove(user);
+            if users.is_empty() {
+                self.remote.remove(node);
+            }
+        }
+        match (before, shown(self)) {
+            (false, true) => self.publish_presence(Delta::Join(user.to_owned())),
+            (true, false) => self.publish_presence(Delta::Leave(user.to_owned())),
+            _ => {}
         }
     }
 
@@ -198,7 +273,9 @@ impl Channels {
             headers.push("x-user", user.to_owned());
         }
         headers.push("content-type", "application/json");
-        let body = serde_json::json!({ "online": self.presence.users() });
+        let mut online: BTreeSet<&str> = self.presence.users().into_iter().collect();
+        online.extend(self.remote.values().flatten().map(String::as_str));
+        let body = serde_json::json!({ "online": online });
         let destination = ByteString::from(format!("{}/presence", self.dest));
         Arc::new(Message::new(
             destination,

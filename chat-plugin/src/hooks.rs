@@ -3,6 +3,7 @@
 //! (`/rooms/create`, `/rooms/list`) and queues the rest for the room
 //! tasks. Hooks never wait.
 
+use crate::cluster::{self, Cluster};
 use crate::dest::{self, Target, Verb};
 use crate::directory::{Directory, RoomSummary};
 use crate::limits::Kind;
@@ -21,8 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use stompede_codec::Headers;
 use stompede_plugin::{
-    Gauge, Message, OwnedSend, OwnedSubscribe, Plugin, ReceiptTiming, Refusal, Services,
-    SessionInfo,
+    ApplyFuture, Gauge, LogRecord, Message, OwnedSend, OwnedSubscribe, Plugin, ReceiptTiming,
+    Refusal, Services, SessionInfo,
 };
 
 /// Which room each owned subscription is on, per `(session, id)`.
@@ -37,6 +38,13 @@ fn unique() -> String {
         now_ms(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A short, stable tag of a node id (FNV-1a), for generated room ids.
+fn node_tag(node: &str) -> u32 {
+    node.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn owned_subs(
@@ -112,7 +120,21 @@ impl ChatPlugin {
         }
     }
 
+    /// Queues `cmd` for its room; in cluster mode a command that changes
+    /// the room goes to the log instead, and is answered once applied.
     fn dispatch(&self, ctx: &Arc<Ctx>, room: &str, cmd: Cmd) -> Result<ReceiptTiming, Refusal> {
+        let cmd = match &ctx.cluster {
+            None => cmd,
+            Some(cluster) => match cluster::split(cmd) {
+                Ok((caller, command, op)) => {
+                    cluster
+                        .submit(&ctx.services, room, caller, command, op)
+                        .map_err(|e| self.refuse(e))?;
+                    return Ok(ReceiptTiming::Later);
+                }
+                Err(cmd) => cmd,
+            },
+        };
         ctx.dispatch(room, cmd).map_err(|e| self.refuse(e))?;
         Ok(ReceiptTiming::Later)
     }
@@ -168,7 +190,11 @@ impl ChatPlugin {
                         }
                         id.to_owned()
                     }
-                    None => format!("g-{}", unique()),
+                    None => match &ctx.cluster {
+                        // Unique across nodes too.
+                        Some(cluster) => format!("g-{}-{:x}", unique(), node_tag(&cluster.node)),
+                        None => format!("g-{}", unique()),
+                    },
                 };
                 let mut members = vec![(user.clone(), Member::new(Role::Owner))];
                 for invitee in headers.get("x-invite").unwrap_or("").split(',') {
@@ -185,6 +211,20 @@ impl ChatPlugin {
             }
             other => return Err(self.refuse(format!("x-kind is group or direct, not {other:?}"))),
         };
+        if let Some(cluster) = &ctx.cluster {
+            // Whether the room exists is decided where the record is
+            // applied: in log order, the same on every node.
+            let op = cluster::Op::Create {
+                kind,
+                name: name.unwrap_or(&id).to_owned(),
+                public: kind == RoomKind::Group && headers.get("x-public") == Some("true"),
+                members: members.into_iter().map(|(u, m)| (u, m.role)).collect(),
+            };
+            cluster
+                .submit(&ctx.services, &id, caller, "create", op)
+                .map_err(|e| self.refuse(e))?;
+            return Ok(ReceiptTiming::Later);
+        }
         let mut dir = ctx.dir_mut();
         if let Some(role) = dir.role(&id, &user) {
             drop(dir);
@@ -260,7 +300,9 @@ impl ChatPlugin {
         send: OwnedSend,
     ) -> Result<ReceiptTiming, Refusal> {
         let headers = &send.headers;
-        if ctx.dir().room(room).is_none() {
+        // In cluster mode the room's task decides (this node's replica may
+        // not have applied the room's creation yet).
+        if ctx.cluster.is_none() && ctx.dir().room(room).is_none() {
             return Err(self.refuse(format!("no room {room}")));
         }
         let user_arg = || {
@@ -383,7 +425,7 @@ impl Plugin for ChatPlugin {
                 .room_count();
             (rooms, ctx.online.users_online())
         });
-        vec![
+        let mut gauges = vec![
             Gauge {
                 name: "chat_rooms",
                 help: "Chat rooms that exist.",
@@ -399,7 +441,15 @@ impl Plugin for ChatPlugin {
                 help: "Users with at least one connected session.",
                 value: online as u64,
             },
-        ]
+        ];
+        if let Some(cluster) = self.current().as_ref().and_then(|ctx| ctx.cluster.as_ref()) {
+            gauges.push(Gauge {
+                name: "chat_log_waiting",
+                help: "Chat commands of this node's clients waiting for their log record (cluster mode).",
+                value: cluster.pending.len() as u64,
+            });
+        }
+        gauges
     }
 
     fn start(&self, services: Arc<dyn Services>) -> Result<(), String> {
@@ -425,9 +475,46 @@ impl Plugin for ChatPlugin {
                 Webhook::start(&self.config.webhook_url, self.config.webhook_queue, timeout)?;
             offline_hooks.push(Arc::new(hook));
         }
-        let ctx = Ctx::new(self.config.clone(), store, dir, services, offline_hooks);
+        let cluster = services.log("chat").map(Cluster::new);
+        if let Some(cluster) = &cluster {
+            tracing::info!(node = %cluster.node, partitions = cluster.log.partitions(), "chat in cluster mode");
+            cluster.announce_start();
+        }
+        let ctx = Ctx::new(
+            self.config.clone(),
+            store,
+            dir,
+            services,
+            offline_hooks,
+            cluster,
+        );
         *slot = Some(Arc::new(ctx));
         Ok(())
+    }
+
+    fn log_name(&self) -> Option<&str> {
+        Some("chat")
+    }
+
+    fn log_resume_offset(&self, partition: u32) -> Option<u64> {
+        let ctx = self.current()?;
+        match repo::watermark(&*ctx.store, partition) {
+            Ok(offset) => offset,
+            Err(e) => {
+                // Reading from the start is safe: rooms skip what they
+                // stored.
+                tracing::error!(partition, error = %e, "chat log position unreadable");
+                None
+            }
+        }
+    }
+
+    fn on_log_record(&self, record: LogRecord) -> ApplyFuture<'_> {
+        Box::pin(async move {
+            if let Some(ctx) = self.current() {
+                cluster::apply_record(&ctx, record).await;
+            }
+        })
     }
 
     fn stop(&self) {
@@ -584,6 +671,7 @@ impl ChatPlugin {
             mailbox: session.mailbox.clone(),
             receipt: send.receipt.clone(),
             reply,
+            replica: false,
         };
         match target {
             Target::Create => self.create(ctx, caller, &send.headers),
@@ -593,7 +681,7 @@ impl ChatPlugin {
                 self.room_command(ctx, caller, &room, verb, send)
             }
             Target::Timeline(room) => {
-                if !ctx.dir().is_member(room, user) {
+                if ctx.cluster.is_none() && !ctx.dir().is_member(room, user) {
                     return Err(self.refuse(format!("not a member of room {room}")));
                 }
                 self.limit(user, Kind::Post)?;

@@ -30,11 +30,18 @@
 //! (stamped MESSAGEs), `channels`, `presence` and `typing` (live
 //! subscriptions and ephemeral state), `limits` (rate limits), `reply`
 //! (answers and inbox notices), `offline` and `webhook` (the
-//! offline-member hook), `hooks` (the [`Plugin`](stompede_plugin::Plugin)
-//! implementation).
+//! offline-member hook), `cluster` (cluster mode: log records, the
+//! origin's pending answers, resume positions), `hooks` (the
+//! [`Plugin`](stompede_plugin::Plugin) implementation).
+//!
+//! When the broker runs as a cluster (it hands the plugin a replicated
+//! log, see `Plugin::log_name`), every command that changes a room is a
+//! record of that log, applied in log order by every node: see "Cluster
+//! mode" in the README.
 
 mod actor;
 mod channels;
+mod cluster;
 pub mod config;
 mod dest;
 mod directory;

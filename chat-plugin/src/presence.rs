@@ -77,6 +77,11 @@ impl Presence {
         self.shown.values().flatten().min().copied()
     }
 
+    /// Whether `user` is shown.
+    pub fn is_shown(&self, user: &str) -> bool {
+        self.shown.contains_key(user)
+    }
+
     /// The shown users, sorted.
     pub fn users(&self) -> Vec<&str> {
         self.shown.keys().map(String::as_str).collect()

@@ -47,7 +47,7 @@ impl EventKind {
         }
     }
 
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             EventKind::Create => 0,
             EventKind::Message => 1,
@@ -185,7 +185,7 @@ impl Role {
         matches!(self, Role::Moderator | Role::Owner)
     }
 
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Role::Invited => 0,
             Role::Member => 1,
@@ -194,7 +194,7 @@ impl Role {
         }
     }
 
-    fn from_code(code: u8) -> Option<Role> {
+    pub(crate) fn from_code(code: u8) -> Option<Role> {
         Some(match code {
             0 => Role::Invited,
             1 => Role::Member,
@@ -239,33 +239,33 @@ const EVENT_VERSION: u8 = 2;
 
 /// Appends fields to a record.
 #[derive(Default)]
-struct Writer(Vec<u8>);
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn u8(&mut self, v: u8) -> &mut Self {
+    pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
         self.0.push(v);
         self
     }
-    fn u64(&mut self, v: u64) -> &mut Self {
+    pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
-    fn bytes(&mut self, v: &[u8]) -> &mut Self {
+    pub(crate) fn bytes(&mut self, v: &[u8]) -> &mut Self {
         let len = u32::try_from(v.len()).unwrap_or(u32::MAX);
         self.0.extend_from_slice(&len.to_be_bytes());
         self.0.extend_from_slice(&v[..len as usize]);
         self
     }
-    fn str(&mut self, v: &str) -> &mut Self {
+    pub(crate) fn str(&mut self, v: &str) -> &mut Self {
         self.bytes(v.as_bytes())
     }
-    fn opt(&mut self, v: Option<&str>) -> &mut Self {
+    pub(crate) fn opt(&mut self, v: Option<&str>) -> &mut Self {
         match v {
             Some(s) => self.u8(1).str(s),
             None => self.u8(0),
         }
     }
-    fn opt_u64(&mut self, v: Option<u64>) -> &mut Self {
+    pub(crate) fn opt_u64(&mut self, v: Option<u64>) -> &mut Self {
         match v {
             Some(n) => self.u8(1).u64(n),
             None => self.u8(0),
@@ -274,10 +274,10 @@ impl Writer {
 }
 
 /// Reads fields back; every method is `None` on a short or bad record.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -285,27 +285,27 @@ impl<'a> Reader<'a> {
         self.0 = rest;
         Some(head)
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
-    fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         self.take(8)?.try_into().ok().map(u64::from_be_bytes)
     }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = u32::from_be_bytes(self.take(4)?.try_into().ok()?);
         self.take(len as usize)
     }
-    fn str(&mut self) -> Option<String> {
+    pub(crate) fn str(&mut self) -> Option<String> {
         String::from_utf8(self.bytes()?.to_vec()).ok()
     }
-    fn opt(&mut self) -> Option<Option<String>> {
+    pub(crate) fn opt(&mut self) -> Option<Option<String>> {
         match self.u8()? {
             0 => Some(None),
             1 => Some(Some(self.str()?)),
             _ => None,
         }
     }
-    fn opt_u64(&mut self) -> Option<Option<u64>> {
+    pub(crate) fn opt_u64(&mut self) -> Option<Option<u64>> {
         match self.u8()? {
             0 => Some(None),
             1 => Some(Some(self.u64()?)),

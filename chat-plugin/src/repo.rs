@@ -10,6 +10,9 @@
 //!   (one reaction per user, key and message);
 //! - `x{room}\0{message seq BE}{edit seq BE}` → nothing (a message's
 //!   edits, purged with it).
+//! - cluster mode: `a{room}` → the offset (u64 BE) of the newest log record
+//!   the room stored; `w{partition: u32 BE}` → where reading that
+//!   partition of the log resumes.
 
 use crate::record::{Event, Member, RoomMeta};
 use crate::store::{KvStore, Op, StoreError};
@@ -53,6 +56,20 @@ fn reaction_key(room: &str, message: u64, user: &str, reaction: &str) -> Vec<u8>
     rest.push(0);
     rest.extend_from_slice(reaction.as_bytes());
     key(b'r', room, &rest)
+}
+
+fn applied_key(room: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + room.len());
+    k.push(b'a');
+    k.extend_from_slice(room.as_bytes());
+    k
+}
+
+fn watermark_key(partition: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5);
+    k.push(b'w');
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
 }
 
 fn edit_key(room: &str, message: u64, edit: u64) -> Vec<u8> {
@@ -130,6 +147,19 @@ pub mod write {
         if let Some(id) = &event.client_msg_id {
             ops.push(Op::Delete(dedupe_key(room, &event.sender, id)));
         }
+    }
+
+    /// Cluster mode: the offset of the newest log record a room stored.
+    pub fn applied(ops: &mut Vec<Op>, room: &str, offset: u64) {
+        ops.push(Op::Put(applied_key(room), offset.to_be_bytes().to_vec()));
+    }
+
+    /// Cluster mode: every record of `partition` below `offset` is stored.
+    pub fn watermark(ops: &mut Vec<Op>, partition: u32, offset: u64) {
+        ops.push(Op::Put(
+            watermark_key(partition),
+            offset.to_be_bytes().to_vec(),
+        ));
     }
 
     /// Stores a member's state, or removes the member.
@@ -230,6 +260,72 @@ pub fn events(
         .collect()
 }
 
+/// Up to `limit` events with `from <= seq <= to`, ascending, as they are
+/// once `pending` (a turn's writes, not yet applied) is applied.
+pub fn pending_events(
+    store: &dyn KvStore,
+    pending: &[Op],
+    room: &str,
+    from: u64,
+    to: u64,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    if from > to || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let start = event_key(room, from);
+    let end = match to.checked_add(1) {
+        Some(after) => event_key(room, after),
+        None => prefix_end(&key(b'e', room, b"")),
+    };
+    let within = |k: &Vec<u8>| k.as_slice() >= start.as_slice() && k.as_slice() < end.as_slice();
+    let deletes = pending
+        .iter()
+        .filter(|op| matches!(op, Op::Delete(k) if within(k)))
+        .count();
+    let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = store
+        .range(&start, &end, false, limit.saturating_add(deletes))?
+        .into_iter()
+        .collect();
+    for op in pending {
+        match op {
+            Op::Put(k, v) if within(k) => {
+                merged.insert(k.clone(), v.clone());
+            }
+            Op::Delete(k) if within(k) => {
+                merged.remove(k);
+            }
+            _ => {}
+        }
+    }
+    merged
+        .into_values()
+        .take(limit)
+        .map(|v| Event::decode(&v).ok_or_else(|| damaged("event")))
+        .collect()
+}
+
+/// Cluster mode: the offset of the newest log record `room` stored.
+pub fn applied(store: &dyn KvStore, room: &str) -> Result<Option<u64>, StoreError> {
+    number(store.get(&applied_key(room))?)
+}
+
+/// Cluster mode: where reading `partition` resumes (every record below is
+/// stored), if the node stored any record of it.
+pub fn watermark(store: &dyn KvStore, partition: u32) -> Result<Option<u64>, StoreError> {
+    number(store.get(&watermark_key(partition))?)
+}
+
+fn number(value: Option<Vec<u8>>) -> Result<Option<u64>, StoreError> {
+    value
+        .map(|v| {
+            v.try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| damaged("log position"))
+        })
+        .transpose()
+}
+
 /// One event.
 pub fn event(store: &dyn KvStore, room: &str, seq: u64) -> Result<Option<Event>, StoreError> {
     pending_event(store, &[], room, seq)
@@ -277,10 +373,11 @@ pub fn first_seq(store: &dyn KvStore, room: &str) -> Result<Option<u64>, StoreEr
 }
 
 /// The first sequence number in `low..=head` whose event is at or after
-/// `ts` (ms), by binary search (timestamps never decrease); `head + 1` if
-/// none.
+/// `ts` (ms), by binary search (timestamps never decrease), as it is once
+/// `pending` is applied; `head + 1` if none.
 pub fn seq_at_time(
     store: &dyn KvStore,
+    pending: &[Op],
     room: &str,
     low: u64,
     head: u64,
@@ -290,7 +387,7 @@ pub fn seq_at_time(
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         // A missing event (never expected inside low..=head) counts as old.
-        let at = event(store, room, mid)?.map_or(0, |e| e.ts);
+        let at = pending_event(store, pending, room, mid)?.map_or(0, |e| e.ts);
         if at < ts {
             lo = mid + 1;
         } else {
@@ -300,17 +397,20 @@ pub fn seq_at_time(
     Ok(lo)
 }
 
-/// The sequence number an earlier post with this client message id got.
+/// The sequence number an earlier post with this client message id got,
+/// once `pending` is applied.
 pub fn deduped(
     store: &dyn KvStore,
+    pending: &[Op],
     room: &str,
     sender: &str,
     client_msg_id: &str,
 ) -> Result<Option<u64>, StoreError> {
-    Ok(store
-        .get(&dedupe_key(room, sender, client_msg_id))?
-        .and_then(|v| v.try_into().ok())
-        .map(u64::from_be_bytes))
+    Ok(
+        get_through(store, pending, &dedupe_key(room, sender, client_msg_id))?
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes),
+    )
 }
 
 /// The sequence number of `user`'s `reaction` to `message`, if any,
@@ -423,11 +523,17 @@ mod tests {
         assert_eq!(page.len(), 11);
         assert_eq!(first_seq(&store, "r").expect("first"), Some(1));
         assert_eq!(first_seq(&store, "r2").expect("first"), None);
-        assert_eq!(seq_at_time(&store, "r", 1, 300, 1055).expect("ts"), 6);
-        assert_eq!(seq_at_time(&store, "r", 1, 300, 0).expect("ts"), 1);
-        assert_eq!(seq_at_time(&store, "r", 1, 300, 99_999).expect("ts"), 301);
-        assert_eq!(deduped(&store, "r", "a", "c42").expect("dedupe"), Some(42));
-        assert_eq!(deduped(&store, "r", "b", "c42").expect("dedupe"), None);
+        assert_eq!(seq_at_time(&store, &[], "r", 1, 300, 1055).expect("ts"), 6);
+        assert_eq!(seq_at_time(&store, &[], "r", 1, 300, 0).expect("ts"), 1);
+        assert_eq!(
+            seq_at_time(&store, &[], "r", 1, 300, 99_999).expect("ts"),
+            301
+        );
+        assert_eq!(
+            deduped(&store, &[], "r", "a", "c42").expect("dedupe"),
+            Some(42)
+        );
+        assert_eq!(deduped(&store, &[], "r", "b", "c42").expect("dedupe"), None);
         assert!(load_room(&store, "nope").expect("load").is_none());
 
         let mut ops = Vec::new();
@@ -465,6 +571,6 @@ mod tests {
         write::forget_event(&mut ops, "r", &ev(1, 0));
         store.apply(ops).expect("apply");
         assert_eq!(first_seq(&store, "r").expect("first"), Some(2));
-        assert_eq!(deduped(&store, "r", "a", "c1").expect("dedupe"), None);
+        assert_eq!(deduped(&store, &[], "r", "a", "c1").expect("dedupe"), None);
     }
 }

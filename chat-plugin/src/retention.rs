@@ -27,7 +27,7 @@ fn reaction_key(headers: &[(String, String)]) -> Option<&str> {
 
 impl State {
     /// The newest sequence number retention deletes (0: none).
-    fn prune_to(&self, env: &Env) -> u64 {
+    fn prune_to(&self, env: &Env, turn: &Turn) -> u64 {
         let config = &env.ctx.config;
         let (low, head) = (self.low, self.meta.head);
         if low > head {
@@ -39,8 +39,10 @@ impl State {
             cut = head - config.retention_max_events;
         }
         if config.retention_max_age_secs > 0 {
-            let oldest_kept = now_ms().saturating_sub(config.retention_max_age_secs * 1000);
-            match repo::seq_at_time(&*env.ctx.store, &env.id, low, head, oldest_kept) {
+            let now = turn.clock.unwrap_or_else(now_ms);
+            let oldest_kept = now.saturating_sub(config.retention_max_age_secs * 1000);
+            let store = &*env.ctx.store;
+            match repo::seq_at_time(store, &turn.ops, &env.id, low, head, oldest_kept) {
                 Ok(first_young) => cut = cut.max(first_young.saturating_sub(1)),
                 Err(e) => tracing::warn!(room = %env.id, error = %e, "retention skipped"),
             }
@@ -50,12 +52,14 @@ impl State {
 
     /// Deletes up to [`BATCH`] events that retention no longer keeps.
     pub(crate) fn prune(&mut self, env: &Env, turn: &mut Turn) {
-        let cut = self.prune_to(env);
+        let cut = self.prune_to(env, turn);
         if cut < self.low {
             return;
         }
         let store = &*env.ctx.store;
-        let events = match repo::events(store, &env.id, self.low, cut, false, BATCH) {
+        // Through the turn's pending writes: what the turn stored already
+        // counts, whichever turn a node applied it in.
+        let events = match repo::pending_events(store, &turn.ops, &env.id, self.low, cut, BATCH) {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(room = %env.id, error = %e, "retention skipped");

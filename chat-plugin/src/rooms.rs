@@ -3,6 +3,7 @@
 
 use crate::actor;
 pub use crate::channels::Channel;
+use crate::cluster::Cluster;
 use crate::config::ChatConfig;
 use crate::directory::Directory;
 use crate::offline::{OfflineHook, Online};
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use stompede_plugin::{Mailbox, Services};
+use stompede_plugin::{LogPosition, Mailbox, Services};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 /// Who asked for a command, and where its answers go.
@@ -29,6 +30,9 @@ pub struct Caller {
     pub receipt: Option<ByteString>,
     /// Where replies go.
     pub reply: ReplyTo,
+    /// A command another node's client sent (cluster mode): applied here
+    /// without answers.
+    pub replica: bool,
 }
 
 /// A live subscription to a room.
@@ -145,6 +149,33 @@ pub enum Cmd {
         /// The subscription id.
         id: ByteString,
     },
+    /// A record of the cluster log (cluster mode).
+    Log(Box<Applied>),
+    /// `user` is (or no longer is) present in the room through another
+    /// node (cluster mode, from the log).
+    RemotePresence {
+        /// The node the user is connected to.
+        node: String,
+        /// The user.
+        user: String,
+        /// Present or gone.
+        online: bool,
+    },
+}
+
+/// A record of the cluster log on its way to its room's task.
+#[derive(Debug)]
+pub struct Applied {
+    /// Where it sits in the log.
+    pub position: LogPosition,
+    /// The time the origin took the command: every node stores this time.
+    pub ts: u64,
+    /// Whether this node appended it.
+    pub here: bool,
+    /// Whether it changes nothing stored (typing, presence).
+    pub ephemeral: bool,
+    /// The command.
+    pub cmd: Cmd,
 }
 
 impl Cmd {
@@ -172,6 +203,9 @@ pub struct Ctx {
     pub offline_hooks: Vec<Arc<dyn OfflineHook>>,
     /// Which users have a session.
     pub online: Online,
+    /// Cluster mode: the log and what goes with it (`None` on a single
+    /// node).
+    pub cluster: Option<Cluster>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -188,8 +222,10 @@ impl Ctx {
         dir: Directory,
         services: Arc<dyn Services>,
         offline_hooks: Vec<Arc<dyn OfflineHook>>,
+        cluster: Option<Cluster>,
     ) -> Ctx {
         Ctx {
+            cluster,
             config,
             store,
             dir: RwLock::new(dir),
@@ -234,6 +270,42 @@ impl Ctx {
         Ok(())
     }
 
+    /// Queues `cmd` (a log record) for `room`'s task, starting the task if
+    /// needed, waiting while its queue is full: records are never refused,
+    /// and the log waits for them (backpressure).
+    pub async fn dispatch_waiting(self: &Arc<Self>, room: &str, mut cmd: Cmd) {
+        loop {
+            let tx = {
+                let mut running = self.running();
+                match running.get(room) {
+                    Some(tx) => tx.clone(),
+                    None => {
+                        let (tx, rx) = mpsc::channel(self.config.room_queue);
+                        if tx.try_send(cmd).is_err() {
+                            // Never: the channel is new and has room.
+                            tracing::error!(room, "room could not start");
+                            return;
+                        }
+                        running.insert(room.to_owned(), tx);
+                        tokio::spawn(actor::run(Arc::clone(self), room.to_owned(), rx));
+                        return;
+                    }
+                }
+            };
+            match tx.send(cmd).await {
+                Ok(()) => return,
+                // The task stopped meanwhile (idle): start it again.
+                Err(mpsc::error::SendError(back)) => {
+                    cmd = back;
+                    let mut running = self.running();
+                    if running.get(room).is_some_and(|t| t.same_channel(&tx)) {
+                        running.remove(room);
+                    }
+                }
+            }
+        }
+    }
+
     /// Queues `cmd` (an unsubscribe) for `room`'s task even when its queue
     /// is full: then a task waits for room in the queue, behind the
     /// commands already queued (a subscription's SUBSCRIBE is never
@@ -273,6 +345,11 @@ impl Ctx {
     /// Stops every room task (each finishes its turn, then ends).
     pub fn stop_all(&self) {
         self.running().clear();
+    }
+
+    /// The rooms whose task runs.
+    pub fn running_room_ids(&self) -> Vec<String> {
+        self.running().keys().cloned().collect()
     }
 
     /// How many room tasks run.

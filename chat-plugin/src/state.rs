@@ -204,6 +204,15 @@ impl State {
         state
     }
 
+    /// Called before each turn: forgets the recent client message ids
+    /// when there are too many (never within a turn, so the ids of the
+    /// turn's own, not yet stored, posts are always known).
+    pub fn begin_turn(&mut self) {
+        if self.recent.len() >= RECENT_IDS {
+            self.recent.clear();
+        }
+    }
+
     pub(crate) fn is_member(&self, user: &str) -> bool {
         self.members.get(user).is_some_and(|m| m.role.is_member())
     }
@@ -223,7 +232,7 @@ impl State {
         if kind == EventKind::Message {
             self.meta.msg_count += 1;
         }
-        self.last_ts = now_ms().max(self.last_ts);
+        self.last_ts = turn.clock.unwrap_or_else(now_ms).max(self.last_ts);
         if self.low > self.meta.head {
             self.low = self.meta.head;
         }
@@ -243,9 +252,6 @@ impl State {
         repo::write::event(&mut turn.ops, &env.id, &event);
         turn.meta_dirty = true;
         if let Some(id) = &event.client_msg_id {
-            if self.recent.len() >= RECENT_IDS {
-                self.recent.clear();
-            }
             self.recent
                 .insert((event.sender.clone(), id.clone()), event.seq);
         }
@@ -327,6 +333,26 @@ impl State {
                 turn.ok(&caller, "typing", Headers::new(), None);
             }
             Cmd::Unsubscribe { session_id, id } => turn.outs.push(Out::Detach(session_id, id)),
+            // Taken apart by the room task before they get here.
+            Cmd::Log(_) | Cmd::RemotePresence { .. } => {}
+        }
+    }
+
+    /// Cluster mode: a `/rooms/create` record for a room that exists. A
+    /// direct room answers `x-created:false` to its users, and brings back
+    /// one who left; a group refuses.
+    pub fn created_again(&mut self, env: &Env, kind: RoomKind, caller: Caller, turn: &mut Turn) {
+        let role = self.members.get(&caller.user).map(|m| m.role);
+        match role {
+            Some(Role::Invited) if kind == RoomKind::Direct && self.meta.kind == kind => {
+                self.handle(env, Cmd::Join(caller), turn)
+            }
+            Some(_) if kind == RoomKind::Direct && self.meta.kind == kind => {
+                let h = headers(&[("x-room", env.id.clone()), ("x-created", "false".into())]);
+                let body = json(serde_json::json!({ "room": env.id, "created": false }));
+                turn.ok(&caller, "create", h, Some(body));
+            }
+            _ => turn.fail(&caller, "create", &format!("room {} exists", env.id)),
         }
     }
 
@@ -346,7 +372,16 @@ impl State {
         };
         let known = match self.recent.get(&(caller.user.clone(), id.to_owned())) {
             Some(seq) => Ok(Some(*seq)),
-            None => repo::deduped(&*env.ctx.store, &env.id, &caller.user, id),
+            None => {
+                // Cluster mode: through the turn's writes (retention may
+                // have deleted the record in this turn), so the answer does
+                // not depend on how a node grouped records into turns.
+                let pending = match env.ctx.cluster {
+                    Some(_) => turn.ops.as_slice(),
+                    None => &[],
+                };
+                repo::deduped(&*env.ctx.store, pending, &env.id, &caller.user, id)
+            }
         };
         match known {
             Ok(Some(seq)) => {
@@ -775,10 +810,12 @@ impl State {
         };
         let mut failure = None;
         let plan = replay::plan(request, bounds, |ms| {
-            repo::seq_at_time(store, &env.id, self.low, self.meta.head, ms).unwrap_or_else(|e| {
-                failure = Some(e.to_string());
-                self.meta.head + 1
-            })
+            repo::seq_at_time(store, &[], &env.id, self.low, self.meta.head, ms).unwrap_or_else(
+                |e| {
+                    failure = Some(e.to_string());
+                    self.meta.head + 1
+                },
+            )
         });
         let mut events = Vec::new();
         if failure.is_none() && !plan.is_empty() {
