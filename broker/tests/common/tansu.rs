@@ -74,7 +74,8 @@ impl Tansu {
             .arg("--advertised-listener-url")
             .arg(&url)
             .arg("--storage-engine")
-            .arg(format!("sqlite://{}", self.dir.join("tansu.db").display()))
+            // Relative to the working directory (Tansu joins the path to it).
+            .arg("sqlite://tansu.db")
             // Tansu reads ./.env: run it where there is none.
             .current_dir(&self.dir)
             .env_remove("STORAGE_ENGINE")

@@ -25,7 +25,8 @@ pub(crate) struct Health {
     pub queue_lag: AtomicU64,
     /// Records read from Kafka and delivered on this node.
     pub records_in: AtomicU64,
-    /// Partitions of the queue stream this node owns now.
+    /// Partitions of the queue stream this node owns now, summed over the
+    /// queue groups it is a member of.
     pub queue_partitions: AtomicU64,
 }
 

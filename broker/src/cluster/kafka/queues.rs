@@ -1,14 +1,21 @@
-//! The queue stream: the nodes share the partitions of `{prefix}.queues`
-//! through one Kafka consumer group. A node hands each record of its
-//! partitions to its local queue, and commits a partition's offset only up
-//! to the first record not yet settled (acknowledged, expired,
-//! dead-lettered), so a record whose node dies before the ACK is read again
-//! by the partition's next owner, flagged `redelivered`.
+//! The queue stream: `/queue/` messages live in the partitions of
+//! `{prefix}.queues`. Each queue is a Kafka consumer group
+//! (`{prefix}.queues./queue/name`) that a node joins while the queue has
+//! consumers on it, so only nodes that can deliver a queue's messages take
+//! its partitions. A node hands each record of its partitions to its local
+//! queue and commits a partition's offset only up to the first record not
+//! yet settled (acknowledged, expired, dead-lettered), so a record whose
+//! node dies before the ACK is read again by the partition's next owner,
+//! flagged `redelivered`.
+//!
+//! The price of a group per queue: each group reads the whole topic and
+//! skips other queues' records, so a node reads the queue traffic once per
+//! queue it has consumers of.
 
 use super::client::{self, NodeContext};
 use super::KafkaBridge;
 use crate::broker::Shared;
-use crate::router::queue::{Origin, QueueCommand};
+use crate::router::queue::{ConsumerWatch, Origin, QueueCommand};
 use crate::store::decode_message;
 use bytestring::ByteString;
 use rdkafka::client::ClientContext;
@@ -24,6 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Records a node holds unsettled before it stops fetching more.
 const MAX_UNSETTLED: usize = 10_000;
@@ -58,6 +66,8 @@ impl PartitionState {
 /// Settlement bookkeeping for the partitions this node owns.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
+    /// Which feed this is (the queue tells the sources apart on revoke).
+    source: u64,
     partitions: Mutex<HashMap<u32, PartitionState>>,
     next_generation: std::sync::atomic::AtomicU64,
     unsettled: std::sync::atomic::AtomicUsize,
@@ -84,12 +94,15 @@ impl Tracker {
         );
     }
 
-    fn revoke(&self, partition: u32) {
-        if let Some(state) = self.lock().remove(&partition) {
-            self.unsettled
-                .fetch_sub(state.unsettled.len(), Ordering::Relaxed);
-            self.settled.notify_one();
-        }
+    /// Forgets `partition`; whether it was this node's.
+    fn revoke(&self, partition: u32) -> bool {
+        let Some(state) = self.lock().remove(&partition) else {
+            return false;
+        };
+        self.unsettled
+            .fetch_sub(state.unsettled.len(), Ordering::Relaxed);
+        self.settled.notify_one();
+        true
     }
 
     /// Takes a record read at `offset`; `None` if the partition is not
@@ -103,6 +116,7 @@ impl Tracker {
         self.unsettled.fetch_add(1, Ordering::Relaxed);
         let ticket = Ticket {
             tracker: Arc::clone(self),
+            source: self.source,
             partition,
             offset,
             generation: state.generation,
@@ -140,10 +154,6 @@ impl Tracker {
         list
     }
 
-    fn owned(&self) -> usize {
-        self.lock().len()
-    }
-
     fn unsettled(&self) -> usize {
         self.unsettled.load(Ordering::Relaxed)
     }
@@ -154,12 +164,17 @@ impl Tracker {
 #[derive(Debug)]
 struct Ticket {
     tracker: Arc<Tracker>,
+    source: u64,
     partition: u32,
     offset: i64,
     generation: u64,
 }
 
 impl Origin for Ticket {
+    fn source(&self) -> u64 {
+        self.source
+    }
+
     fn partition(&self) -> u32 {
         self.partition
     }
@@ -178,6 +193,59 @@ struct GroupContext {
     tracker: Arc<Tracker>,
     topic: String,
     shared: Weak<Shared>,
+    rejoin: Arc<RejoinWatch>,
+    queue: ByteString,
+}
+
+/// Notices a rebalance that hands a node back exactly what it gave up. A
+/// coordinator that lost track of a dead member does that (Tansu 0.6 keeps
+/// a dead member's assignment and generation): the node then rejoins as a
+/// new member, which makes the coordinator assign the partitions afresh.
+#[derive(Default)]
+struct RejoinWatch {
+    revoked: Mutex<Vec<i32>>,
+    last_forced: Mutex<Option<std::time::Instant>>,
+    wanted: std::sync::atomic::AtomicBool,
+}
+
+/// At most one forced rejoin per this period (a legitimate rebalance may
+/// also leave a node's share unchanged).
+const REJOIN_COOLDOWN: Duration = Duration::from_secs(30);
+
+impl RejoinWatch {
+    fn revoked(&self, partitions: &TopicPartitionList) {
+        let mut list: Vec<i32> = partitions
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        list.sort_unstable();
+        *crate::session::outbox::lock(&self.revoked) = list;
+    }
+
+    fn assigned(&self, partitions: &TopicPartitionList) {
+        let mut list: Vec<i32> = partitions
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        list.sort_unstable();
+        let revoked = std::mem::take(&mut *crate::session::outbox::lock(&self.revoked));
+        if list.is_empty() || list != revoked {
+            return;
+        }
+        let mut last = crate::session::outbox::lock(&self.last_forced);
+        if last.is_some_and(|t| t.elapsed() < REJOIN_COOLDOWN) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        tracing::warn!(partitions = ?list, "the queue group handed back the same partitions after a rebalance: rejoining as a new member");
+        self.wanted.store(true, Ordering::Relaxed);
+    }
+
+    fn take_wanted(&self) -> bool {
+        self.wanted.swap(false, Ordering::Relaxed)
+    }
 }
 
 impl ClientContext for GroupContext {
@@ -195,6 +263,7 @@ impl ConsumerContext for GroupContext {
         let Rebalance::Revoke(list) = rebalance else {
             return;
         };
+        self.rejoin.revoked(list);
         let partitions: HashSet<u32> = list
             .elements()
             .iter()
@@ -206,15 +275,22 @@ impl ConsumerContext for GroupContext {
                 tracing::warn!(error = %e, "commit before giving up queue partitions failed: they will be redelivered");
             }
         }
-        for partition in &partitions {
-            self.tracker.revoke(*partition);
-        }
+        let given_up = partitions
+            .iter()
+            .filter(|p| self.tracker.revoke(**p))
+            .count();
         self.health
             .queue_partitions
-            .store(self.tracker.owned() as u64, Ordering::Relaxed);
-        tracing::info!(partitions = ?partitions, "queue partitions moved to another node");
+            .fetch_sub(given_up as u64, Ordering::Relaxed);
+        tracing::info!(queue = %self.queue, partitions = ?partitions, "queue partitions moved to another node");
         if let Some(shared) = self.shared.upgrade() {
-            shared.router.queues.revoke(Arc::new(partitions));
+            shared
+                .router
+                .queue(&self.queue)
+                .send_now(QueueCommand::Revoke {
+                    source: self.tracker.source,
+                    partitions: Some(Arc::new(partitions)),
+                });
         }
     }
 
@@ -222,6 +298,7 @@ impl ConsumerContext for GroupContext {
         let Rebalance::Assign(list) = rebalance else {
             return;
         };
+        self.rejoin.assigned(list);
         let committed = consumer
             .committed_offsets((*list).clone(), REBALANCE_TIMEOUT)
             .unwrap_or_else(|_| (*list).clone());
@@ -243,58 +320,170 @@ impl ConsumerContext for GroupContext {
         }
         self.health
             .queue_partitions
-            .store(self.tracker.owned() as u64, Ordering::Relaxed);
-        tracing::info!(partitions = ?taken, "queue partitions taken");
+            .fetch_add(taken.len() as u64, Ordering::Relaxed);
+        tracing::info!(queue = %self.queue, partitions = ?taken, "queue partitions taken");
     }
 }
 
-/// Joins the queue group and feeds this node's queues.
+/// Watches which queues have consumers on this node and runs a group
+/// member for each of them.
 pub(super) fn start(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) -> Result<(), String> {
-    let tracker = Arc::new(Tracker::default());
-    let topic = bridge.names.queues.clone();
-    let context = GroupContext {
-        inner: NodeContext::new(Arc::clone(&bridge.health)),
-        health: Arc::clone(&bridge.health),
-        tracker: Arc::clone(&tracker),
-        topic: topic.clone(),
-        shared: shared.clone(),
+    let Some(strong) = shared.upgrade() else {
+        return Ok(());
     };
-    let mut config = client::consumer(
-        &bridge.config,
-        &bridge.node_id,
-        "queues",
-        &bridge.names.queues,
-    );
-    config
-        .set("auto.offset.reset", "earliest")
-        // A node that dies is noticed within this time; its partitions
-        // (and unacknowledged records) move to the others.
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1000");
-    let consumer: StreamConsumer<GroupContext> = config
-        .create_with_context(context)
-        .map_err(|e| format!("cannot create the queue consumer: {e}"))?;
-    consumer
-        .subscribe(&[&topic])
-        .map_err(|e| format!("cannot join the queue group: {e}"))?;
-    let bridge = Arc::clone(bridge);
-    tokio::spawn(async move {
-        let Some(stop) = shared.upgrade().map(|s| s.shutdown.clone()) else {
-            return;
+    let groups = Arc::new(QueueGroups {
+        bridge: Arc::clone(bridge),
+        shared,
+        stop: strong.shutdown.clone(),
+        feeds: Mutex::default(),
+        next_source: std::sync::atomic::AtomicU64::new(1),
+    });
+    strong.router.queues.set_consumer_watch(groups);
+    Ok(())
+}
+
+/// The queue groups this node is a member of, by queue.
+struct QueueGroups {
+    bridge: Arc<KafkaBridge>,
+    shared: Weak<Shared>,
+    stop: CancellationToken,
+    feeds: Mutex<HashMap<ByteString, CancellationToken>>,
+    next_source: std::sync::atomic::AtomicU64,
+}
+
+impl ConsumerWatch for QueueGroups {
+    fn consumers_present(&self, queue: &ByteString, present: bool) {
+        let mut feeds = crate::session::outbox::lock(&self.feeds);
+        match present {
+            true if !feeds.contains_key(queue) => {
+                let stop = self.stop.child_token();
+                let source = self.next_source.fetch_add(1, Ordering::Relaxed);
+                let feed = QueueFeed {
+                    bridge: Arc::clone(&self.bridge),
+                    shared: self.shared.clone(),
+                    queue: queue.clone(),
+                    tracker: Arc::new(Tracker {
+                        source,
+                        ..Tracker::default()
+                    }),
+                    rejoin: Arc::new(RejoinWatch::default()),
+                };
+                match feed.join() {
+                    Ok(consumer) => {
+                        tokio::spawn(feed.run(consumer, stop.clone()));
+                        feeds.insert(queue.clone(), stop);
+                    }
+                    Err(e) => {
+                        tracing::error!(queue = %queue, error = %e, "cannot join the queue's group")
+                    }
+                }
+            }
+            false => {
+                if let Some(stop) = feeds.remove(queue) {
+                    stop.cancel();
+                }
+            }
+            true => {}
+        }
+    }
+}
+
+/// This node's member of one queue's group.
+struct QueueFeed {
+    bridge: Arc<KafkaBridge>,
+    shared: Weak<Shared>,
+    queue: ByteString,
+    tracker: Arc<Tracker>,
+    rejoin: Arc<RejoinWatch>,
+}
+
+impl QueueFeed {
+    /// A consumer in the queue's group (a new member each time).
+    fn join(&self) -> Result<StreamConsumer<GroupContext>, String> {
+        let bridge = &self.bridge;
+        let topic = bridge.names.queues.clone();
+        let context = GroupContext {
+            inner: NodeContext::new(Arc::clone(&bridge.health)),
+            health: Arc::clone(&bridge.health),
+            tracker: Arc::clone(&self.tracker),
+            topic: topic.clone(),
+            shared: self.shared.clone(),
+            rejoin: Arc::clone(&self.rejoin),
+            queue: self.queue.clone(),
         };
+        let group = format!("{topic}.{}", self.queue);
+        let mut config = client::consumer(&bridge.config, &bridge.node_id, "queues", &group);
+        config
+            .set("auto.offset.reset", "earliest")
+            // A node that dies is noticed within this time; its partitions
+            // (and unacknowledged records) move to the others.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("partition.assignment.strategy", "roundrobin");
+        let consumer: StreamConsumer<GroupContext> = config
+            .create_with_context(context)
+            .map_err(|e| format!("cannot create the queue consumer: {e}"))?;
+        consumer
+            .subscribe(&[&topic])
+            .map_err(|e| format!("cannot join the queue group: {e}"))?;
+        Ok(consumer)
+    }
+
+    /// Feeds the queue until `stop`, rejoining when asked to; then leaves
+    /// the group and drops what it handed over and was not delivered.
+    async fn run(self, mut consumer: StreamConsumer<GroupContext>, stop: CancellationToken) {
+        loop {
+            self.feed(&consumer, &stop).await;
+            commit_settled(&consumer, &self.tracker, &self.bridge.names.queues);
+            drop(consumer);
+            if stop.is_cancelled() {
+                break;
+            }
+            consumer = loop {
+                match self.join() {
+                    Ok(consumer) => break consumer,
+                    Err(e) => {
+                        tracing::warn!(queue = %self.queue, error = %e, "cannot rejoin the queue group");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
+        }
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .router
+                .queue(&self.queue)
+                .send_now(QueueCommand::Revoke {
+                    source: self.tracker.source,
+                    partitions: None,
+                });
+        }
+    }
+
+    /// Hands records to the queues until the broker stops or a rejoin is
+    /// wanted.
+    async fn feed(&self, consumer: &StreamConsumer<GroupContext>, stop: &CancellationToken) {
+        let (tracker, topic, health) = (
+            &self.tracker,
+            &self.bridge.names.queues,
+            &self.bridge.health,
+        );
         let mut commit = tokio::time::interval(COMMIT_INTERVAL);
         let mut paused = false;
         loop {
+            if self.rejoin.take_wanted() {
+                return;
+            }
             let record = tokio::select! {
-                () = stop.cancelled() => break,
+                () = stop.cancelled() => return,
                 _ = commit.tick() => {
-                    commit_settled(&consumer, &tracker, &topic);
-                    bridge.health.queue_lag.store(tracker.unsettled() as u64, Ordering::Relaxed);
-                    paused = throttle(&consumer, &tracker, paused);
+                    commit_settled(consumer, tracker, topic);
+                    health.queue_lag.store(tracker.unsettled() as u64, Ordering::Relaxed);
+                    paused = throttle(consumer, tracker, paused);
                     continue;
                 }
                 () = tracker.settled.notified(), if paused => {
-                    paused = throttle(&consumer, &tracker, paused);
+                    paused = throttle(consumer, tracker, paused);
                     continue;
                 }
                 record = consumer.recv() => record,
@@ -311,8 +500,15 @@ pub(super) fn start(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) -> Result<(
             else {
                 continue;
             };
-            let (Some(Ok(queue)), Some(payload)) = (record.key_view::<str>(), record.payload())
-            else {
+            let key = record.key_view::<str>();
+            if let Some(Ok(other)) = key {
+                if other != &*self.queue {
+                    // Another queue's record: not this group's to deliver.
+                    ticket.settled();
+                    continue;
+                }
+            }
+            let (Some(Ok(_)), Some(payload)) = (key, record.payload()) else {
                 tracing::warn!(
                     partition = record.partition(),
                     offset = record.offset(),
@@ -329,11 +525,11 @@ pub(super) fn start(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) -> Result<(
                     continue;
                 }
             };
-            let Some(shared) = shared.upgrade() else {
-                break;
+            let Some(shared) = self.shared.upgrade() else {
+                return;
             };
-            bridge.health.records_in.fetch_add(1, Ordering::Relaxed);
-            let queue = shared.router.queue(&ByteString::from(queue));
+            health.records_in.fetch_add(1, Ordering::Relaxed);
+            let queue = shared.router.queue(&self.queue);
             let command = QueueCommand::FromCluster {
                 message,
                 origin: Box::new(ticket),
@@ -343,12 +539,10 @@ pub(super) fn start(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) -> Result<(
                 tracing::warn!("a queue stopped while the cluster fed it");
             }
             if !paused {
-                paused = throttle(&consumer, &tracker, paused);
+                paused = throttle(consumer, tracker, paused);
             }
         }
-        commit_settled(&consumer, &tracker, &topic);
-    });
-    Ok(())
+    }
 }
 
 /// Commits what was settled since the last commit.

@@ -130,10 +130,15 @@ impl QueueActor {
     fn handle(&mut self, command: QueueCommand) -> bool {
         match command {
             QueueCommand::Publish { message, reply } => self.publish(message, reply),
-            QueueCommand::Subscribe(spec) => self.consumers.push(Consumer {
-                spec,
-                unacked: BTreeMap::new(),
-            }),
+            QueueCommand::Subscribe(spec) => {
+                self.consumers.push(Consumer {
+                    spec,
+                    unacked: BTreeMap::new(),
+                });
+                if self.consumers.len() == 1 {
+                    self.tell_consumers_present(true);
+                }
+            }
             QueueCommand::Unsubscribe { consumer } => {
                 if let Some(i) = self.consumers.iter().position(|c| c.spec.id == consumer) {
                     self.remove_consumer(i);
@@ -200,11 +205,14 @@ impl QueueActor {
                 // hands over, and refusing would leave Kafka nobody to tell.
                 self.ready.push_back(queued);
             }
-            QueueCommand::Revoke(partitions) => {
+            QueueCommand::Revoke { source, partitions } => {
                 self.ready.take_where(|m| {
-                    m.origin
-                        .as_ref()
-                        .is_some_and(|o| partitions.contains(&o.partition()))
+                    m.origin.as_ref().is_some_and(|o| {
+                        o.source() == source
+                            && partitions
+                                .as_ref()
+                                .is_none_or(|p| p.contains(&o.partition()))
+                    })
                 });
                 self.publish_gauges();
             }
@@ -341,6 +349,15 @@ impl QueueActor {
         self.requeue_front(gone.unacked.into_values().collect());
         if self.next_consumer >= self.consumers.len() {
             self.next_consumer = 0;
+        }
+        if self.consumers.is_empty() {
+            self.tell_consumers_present(false);
+        }
+    }
+
+    fn tell_consumers_present(&self, present: bool) {
+        if let Some(registry) = self.shared.registry.upgrade() {
+            registry.consumers_present(&self.name, present);
         }
     }
 

@@ -153,9 +153,13 @@ pub(crate) enum QueueCommand {
         /// the partition before this one).
         redelivered: bool,
     },
-    /// This node no longer owns these Kafka partitions: drop their ready
-    /// messages, unsettled (their new owner delivers them).
-    Revoke(Arc<std::collections::HashSet<u32>>),
+    /// Reader `source` no longer owns these Kafka partitions (`None`: any
+    /// more): drop the ready messages it handed over from them, unsettled
+    /// (their new owner delivers them).
+    Revoke {
+        source: u64,
+        partitions: Option<Arc<std::collections::HashSet<u32>>>,
+    },
 }
 
 /// Where a message the cluster handed to this node came from (a Kafka
@@ -163,10 +167,20 @@ pub(crate) enum QueueCommand {
 /// — acknowledged, expired, dead-lettered, dropped or purged — so the
 /// offset can be committed.
 pub(crate) trait Origin: Send + Sync + std::fmt::Debug {
+    /// Which reader of the cluster handed it over (a Kafka consumer).
+    fn source(&self) -> u64;
     /// The Kafka partition the message came from.
     fn partition(&self) -> u32;
     /// The message is done with.
     fn settled(&self);
+}
+
+/// Told when a queue gains its first consumer on this node or loses its
+/// last one: in a cluster, the node joins or leaves the queue's Kafka
+/// consumer group, so only nodes with consumers take the queue's messages.
+pub(crate) trait ConsumerWatch: Send + Sync {
+    /// `queue` has consumers here now (`true`) or none any more.
+    fn consumers_present(&self, queue: &ByteString, present: bool);
 }
 
 /// Where a queue actor reports the fate of a published message.
@@ -254,6 +268,8 @@ pub(crate) struct QueueRegistry {
     /// Handed to actors so they can dead-letter into other queues without
     /// keeping the registry alive.
     myself: Weak<QueueRegistry>,
+    /// The cluster's interest in which queues have consumers here.
+    watch: std::sync::OnceLock<Arc<dyn ConsumerWatch>>,
 }
 
 impl std::fmt::Debug for QueueRegistry {
@@ -276,6 +292,7 @@ impl QueueRegistry {
             store,
             committer,
             myself: myself.clone(),
+            watch: std::sync::OnceLock::new(),
         })
     }
 
@@ -370,14 +387,18 @@ impl QueueRegistry {
         rx.await.ok()
     }
 
-    /// Tells every queue that this node no longer owns `partitions`.
-    pub(crate) fn revoke(&self, partitions: Arc<std::collections::HashSet<u32>>) {
-        let handles: Vec<QueueHandle> = crate::session::outbox::lock(&self.queues)
-            .values()
-            .cloned()
-            .collect();
-        for handle in handles {
-            handle.send_now(QueueCommand::Revoke(Arc::clone(&partitions)));
+    /// Tells `watch` whenever a `/queue/` gains its first consumer here or
+    /// loses its last one (set once, by the cluster bridge).
+    pub(crate) fn set_consumer_watch(&self, watch: Arc<dyn ConsumerWatch>) {
+        let _ = self.watch.set(watch);
+    }
+
+    /// Passes a change of consumer presence to the watch, if any.
+    pub(super) fn consumers_present(&self, queue: &ByteString, present: bool) {
+        if let Some(watch) = self.watch.get() {
+            if queue.starts_with("/queue/") {
+                watch.consumers_present(queue, present);
+            }
         }
     }
 
