@@ -223,16 +223,6 @@ async fn queue_consumers_on_every_node_get_each_message_once() {
             }
         }
     }
-    for node in &nodes {
-        eprintln!(
-            "---- node log\n{}",
-            node.log()
-                .lines()
-                .filter(|l| l.contains("partitions"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    }
     assert_eq!(seen.len(), JOBS, "every job delivered");
     assert!(
         seen.values().all(|n| *n == 1),
@@ -326,20 +316,6 @@ async fn a_killed_node_loses_nothing_receipted() {
         seen.insert(body(&f));
         let ack = f.get("ack").expect("ack").to_owned();
         survivor.send(frame(Command::Ack, &[("id", &ack)])).await;
-    }
-    for node in &nodes[1..] {
-        eprintln!(
-            "owned: {:?}",
-            metric(node, "cluster_queue_partitions").await
-        );
-        eprintln!(
-            "---- node log\n{}",
-            node.log()
-                .lines()
-                .filter(|l| l.contains("partitions") || l.contains("WARN"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
     }
     assert_eq!(seen.len(), JOBS, "every receipted job reached the survivor");
     assert!(
