@@ -3,9 +3,11 @@
 # the Rust unit/integration/doc tests, the conformance suite against the
 # real binary over TCP and WebSocket, the real-client suites (stomp.py,
 # stompjs in Node, rx-stomp and the example chat page in headless
-# Chromium), a smoke run of the load benchmark, and the README's newcomer
-# path on a clean clone (start the broker, try it, stop it), plus cargo
-# deny. Prints the time each stage took. Fails on the first failing stage;
+# Chromium), the cluster tests against a real Kafka-protocol server
+# (Tansu), a smoke run of the load benchmark, the deployment files
+# (rendered, validated, nginx in front of real nodes, the local cluster),
+# and the README's newcomer path on a clean clone (start the broker, try
+# it, stop it), plus cargo deny. Prints the time each stage took. Fails on the first failing stage;
 # nothing is skipped silently.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -96,8 +98,13 @@ wait_for_port() {
 }
 
 stage "install test dependencies" scripts/install-test-deps.sh
+# The Kafka-protocol server of the cluster tests (built once, then cached).
+stage "install Kafka test server (Tansu)" scripts/install-tansu.sh
+stage "install deployment check dependencies" scripts/install-deploy-deps.sh
 stage "cargo fmt --check" cargo fmt --all --check
 stage "cargo clippy" cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+stage "cargo clippy (without kafka, as embedders may build it)" \
+  cargo clippy --locked -p stompede --no-default-features --all-targets -- -D warnings
 stage "cargo deny" run_cargo_deny
 stage "cargo test" cargo test --locked --workspace --all-features --all-targets
 stage "doc tests" cargo test --locked --workspace --all-features --doc
@@ -105,5 +112,7 @@ stage "build binaries" cargo build --locked --workspace --all-features --bins
 stage "conformance (tcp + ws)" run_conformance
 stage "real clients" env STOMPEDE_BIN="$CARGO_TARGET_DIR/debug/stompede" tests/clients/run.sh
 stage "load benchmark smoke run" run_bench_smoke
+stage "deployment files (k8s, helm, nginx, local cluster)" \
+  env STOMPEDE_BIN="$CARGO_TARGET_DIR/debug/stompede" tests/deploy/run.sh
 stage "README path (clean clone)" scripts/readme-path.sh
 print_summary

@@ -7,6 +7,13 @@ use stompede::config::{Config, LogFormat};
 use stompede::{Broker, DEFAULT_CONFIG_TOML};
 
 /// `--version`: the version and the cargo features built in.
+#[cfg(feature = "kafka")]
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (features: kafka; plugins: chat)"
+);
+/// `--version`: the version and the cargo features built in.
+#[cfg(not(feature = "kafka"))]
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (features: none; plugins: chat)"

@@ -5,6 +5,8 @@
 //! mid-stream, Kafka stopped and restarted mid-stream, and the start-up
 //! rules when Kafka cannot be reached.
 
+#![cfg(feature = "kafka")]
+
 mod common;
 
 use common::tansu::Tansu;

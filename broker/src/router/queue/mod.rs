@@ -118,6 +118,8 @@ pub(crate) struct ConsumerSpec {
 
 /// Messages to a queue actor.
 #[derive(Debug)]
+// The cluster's commands are only sent by the Kafka bridge.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub(crate) enum QueueCommand {
     /// Enqueue a message and say how it went.
     Publish {
@@ -387,6 +389,7 @@ impl QueueRegistry {
         rx.await.ok()
     }
 
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     /// Tells `watch` whenever a `/queue/` gains its first consumer here or
     /// loses its last one (set once, by the cluster bridge).
     pub(crate) fn set_consumer_watch(&self, watch: Arc<dyn ConsumerWatch>) {
