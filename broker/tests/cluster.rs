@@ -253,6 +253,53 @@ async fn user_destinations_reach_sessions_on_every_node() {
     }
 }
 
+async fn subscribe_durable(peer: &mut Peer<TcpStream>) {
+    peer.request(frame(
+        Command::Subscribe,
+        &[
+            ("id", "feed"),
+            ("destination", "/topic/feed"),
+            ("durable", "true"),
+            ("ack", "client-individual"),
+        ],
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_subscription_resumes_on_another_node() {
+    let kafka = Tansu::start().await;
+    let nodes = start_nodes(&kafka, 3).await;
+    let mut reader = client(&nodes[0], "reader").await;
+    subscribe_durable(&mut reader).await;
+    wait_for_queue_group(&[&nodes[0]]).await;
+    let mut publisher = client(&nodes[1], "publisher").await;
+    for i in 0..5 {
+        send_receipted(&mut publisher, "/topic/feed", &format!("m-{i}")).await;
+    }
+    for i in 0..5 {
+        let f = message(&mut reader).await;
+        assert_eq!(body(&f), format!("m-{i}"));
+        let ack = f.get("ack").expect("ack").to_owned();
+        reader.send(frame(Command::Ack, &[("id", &ack)])).await;
+    }
+    reader.request(frame(Command::Disconnect, &[])).await;
+    // Published while the subscriber is away: kept in Kafka for it.
+    for i in 5..10 {
+        send_receipted(&mut publisher, "/topic/feed", &format!("m-{i}")).await;
+    }
+    // Back, on another node: the rest, and nothing acknowledged before.
+    let mut reader = client(&nodes[2], "reader").await;
+    subscribe_durable(&mut reader).await;
+    for i in 5..10 {
+        let f = message(&mut reader).await;
+        assert_eq!(body(&f), format!("m-{i}"));
+        let ack = f.get("ack").expect("ack").to_owned();
+        reader.send(frame(Command::Ack, &[("id", &ack)])).await;
+    }
+    reader.expect_silence(Duration::from_millis(500)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_loses_nothing_receipted() {
     let kafka = Tansu::start().await;

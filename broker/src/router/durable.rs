@@ -42,6 +42,10 @@ impl Binding {
 pub(crate) struct DurableBindings {
     // std RwLock: never held across an `.await`; publishers only read.
     bindings: RwLock<Vec<Binding>>,
+    /// In a cluster the subscriptions' queues are fed from Kafka (a
+    /// consumer group per subscription, so a subscriber finds its messages
+    /// on whichever node it reconnects to), not by this node's publishes.
+    fed_by_cluster: std::sync::atomic::AtomicBool,
     queues: Arc<QueueRegistry>,
     store: Arc<dyn Store>,
 }
@@ -61,6 +65,7 @@ impl DurableBindings {
     pub(crate) fn new(queues: Arc<QueueRegistry>, store: Arc<dyn Store>) -> DurableBindings {
         DurableBindings {
             bindings: RwLock::new(Vec::new()),
+            fed_by_cluster: std::sync::atomic::AtomicBool::new(false),
             queues,
             store,
         }
@@ -123,6 +128,23 @@ impl DurableBindings {
         Ok(())
     }
 
+    /// From now on the cluster feeds the subscriptions' queues.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn set_fed_by_cluster(&self) {
+        self.fed_by_cluster
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The topic destination or pattern of subscription queue
+    /// `queue_name`, if it is bound here.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn topic_of(&self, queue_name: &str) -> Option<ByteString> {
+        read(&self.bindings)
+            .iter()
+            .find(|b| *b.queue_name == *queue_name)
+            .map(|b| b.topic.clone())
+    }
+
     /// Every durable subscription as `(queue, topic)`.
     pub(crate) fn list(&self) -> Vec<(String, String)> {
         read(&self.bindings)
@@ -144,8 +166,15 @@ impl DurableBindings {
             .collect()
     }
 
-    /// Copies `message` into every matching durable subscription's queue.
+    /// Copies `message` into every matching durable subscription's queue
+    /// (on a single node; in a cluster the queues are fed from Kafka).
     pub(crate) async fn publish(&self, message: &Arc<Message>) {
+        if self
+            .fed_by_cluster
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
         for queue in self.matching(&message.destination) {
             let _ = queue
                 .send(QueueCommand::Publish {

@@ -16,6 +16,7 @@ use super::client::{self, NodeContext};
 use super::KafkaBridge;
 use crate::broker::Shared;
 use crate::router::queue::{ConsumerWatch, Origin, QueueCommand};
+use crate::router::wildcard::Pattern;
 use crate::store::decode_message;
 use bytestring::ByteString;
 use rdkafka::client::ClientContext;
@@ -339,6 +340,7 @@ pub(super) fn start(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) -> Result<(
         next_source: std::sync::atomic::AtomicU64::new(1),
     });
     strong.router.queues.set_consumer_watch(groups);
+    strong.router.durable.set_fed_by_cluster();
     Ok(())
 }
 
@@ -351,17 +353,33 @@ struct QueueGroups {
     next_source: std::sync::atomic::AtomicU64,
 }
 
+impl QueueGroups {
+    /// What the group of local queue `queue` reads: a `/queue/`, or the
+    /// queue of a durable subscription bound on this node.
+    fn selection(&self, queue: &ByteString) -> Option<Selection> {
+        if queue.starts_with("/queue/") {
+            return Some(Selection::Queue);
+        }
+        let topic = self.shared.upgrade()?.router.durable.topic_of(queue)?;
+        Some(Selection::Durable(Pattern::parse(&topic), topic))
+    }
+}
+
 impl ConsumerWatch for QueueGroups {
     fn consumers_present(&self, queue: &ByteString, present: bool) {
         let mut feeds = crate::session::outbox::lock(&self.feeds);
         match present {
             true if !feeds.contains_key(queue) => {
+                let Some(selection) = self.selection(queue) else {
+                    return;
+                };
                 let stop = self.stop.child_token();
                 let source = self.next_source.fetch_add(1, Ordering::Relaxed);
                 let feed = QueueFeed {
                     bridge: Arc::clone(&self.bridge),
                     shared: self.shared.clone(),
                     queue: queue.clone(),
+                    selection,
                     tracker: Arc::new(Tracker {
                         source,
                         ..Tracker::default()
@@ -392,16 +410,57 @@ impl ConsumerWatch for QueueGroups {
 struct QueueFeed {
     bridge: Arc<KafkaBridge>,
     shared: Weak<Shared>,
+    /// The local queue it feeds.
     queue: ByteString,
+    /// Which records of which Kafka topic.
+    selection: Selection,
     tracker: Arc<Tracker>,
     rejoin: Arc<RejoinWatch>,
+}
+
+/// What a feed reads.
+enum Selection {
+    /// A queue: its records of `{prefix}.queues` (key = the queue).
+    Queue,
+    /// A durable topic subscription: the records of `{prefix}.topics`
+    /// whose destination it subscribed to. Its group starts at the end
+    /// the first time, and from its committed offsets after that, on
+    /// whichever node its subscriber is connected to.
+    Durable(Option<Pattern>, ByteString),
+}
+
+impl QueueFeed {
+    fn kafka_topic(&self) -> &str {
+        match self.selection {
+            Selection::Queue => &self.bridge.names.queues,
+            Selection::Durable(..) => &self.bridge.names.topics,
+        }
+    }
+
+    fn group(&self) -> String {
+        match self.selection {
+            Selection::Queue => format!("{}.{}", self.bridge.names.queues, self.queue),
+            Selection::Durable(..) => format!("{}.durable{}", self.bridge.names.prefix, self.queue),
+        }
+    }
+
+    /// Whether a record with this key is for this feed.
+    fn wants(&self, key: &str) -> bool {
+        match &self.selection {
+            Selection::Queue => key == &*self.queue,
+            Selection::Durable(pattern, topic) => match pattern {
+                Some(pattern) => pattern.matches(key),
+                None => key == &**topic,
+            },
+        }
+    }
 }
 
 impl QueueFeed {
     /// A consumer in the queue's group (a new member each time).
     fn join(&self) -> Result<StreamConsumer<GroupContext>, String> {
         let bridge = &self.bridge;
-        let topic = bridge.names.queues.clone();
+        let topic = self.kafka_topic().to_owned();
         let context = GroupContext {
             inner: NodeContext::new(Arc::clone(&bridge.health)),
             health: Arc::clone(&bridge.health),
@@ -411,10 +470,15 @@ impl QueueFeed {
             rejoin: Arc::clone(&self.rejoin),
             queue: self.queue.clone(),
         };
-        let group = format!("{topic}.{}", self.queue);
-        let mut config = client::consumer(&bridge.config, &bridge.node_id, "queues", &group);
+        let start = match self.selection {
+            // A queue's records wait in Kafka for the first consumer.
+            Selection::Queue => "earliest",
+            // A new durable subscription gets what is published from now.
+            Selection::Durable(..) => "latest",
+        };
+        let mut config = client::consumer(&bridge.config, &bridge.node_id, "queues", &self.group());
         config
-            .set("auto.offset.reset", "earliest")
+            .set("auto.offset.reset", start)
             // A node that dies is noticed within this time; its partitions
             // (and unacknowledged records) move to the others.
             .set("session.timeout.ms", "6000")
@@ -434,7 +498,7 @@ impl QueueFeed {
     async fn run(self, mut consumer: StreamConsumer<GroupContext>, stop: CancellationToken) {
         loop {
             self.feed(&consumer, &stop).await;
-            commit_settled(&consumer, &self.tracker, &self.bridge.names.queues);
+            commit_settled(&consumer, &self.tracker, self.kafka_topic());
             drop(consumer);
             if stop.is_cancelled() {
                 break;
@@ -463,11 +527,7 @@ impl QueueFeed {
     /// Hands records to the queues until the broker stops or a rejoin is
     /// wanted.
     async fn feed(&self, consumer: &StreamConsumer<GroupContext>, stop: &CancellationToken) {
-        let (tracker, topic, health) = (
-            &self.tracker,
-            &self.bridge.names.queues,
-            &self.bridge.health,
-        );
+        let (tracker, health) = (&self.tracker, &self.bridge.health);
         let mut commit = tokio::time::interval(COMMIT_INTERVAL);
         let mut paused = false;
         loop {
@@ -477,7 +537,7 @@ impl QueueFeed {
             let record = tokio::select! {
                 () = stop.cancelled() => return,
                 _ = commit.tick() => {
-                    commit_settled(consumer, tracker, topic);
+                    commit_settled(consumer, tracker, self.kafka_topic());
                     health.queue_lag.store(tracker.unsettled() as u64, Ordering::Relaxed);
                     paused = throttle(consumer, tracker, paused);
                     continue;
@@ -501,8 +561,8 @@ impl QueueFeed {
                 continue;
             };
             let key = record.key_view::<str>();
-            if let Some(Ok(other)) = key {
-                if other != &*self.queue {
+            if let Some(Ok(key)) = key {
+                if !self.wants(key) {
                     // Another queue's record: not this group's to deliver.
                     ticket.settled();
                     continue;

@@ -390,8 +390,9 @@ impl QueueRegistry {
     }
 
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-    /// Tells `watch` whenever a `/queue/` gains its first consumer here or
-    /// loses its last one (set once, by the cluster bridge).
+    /// Tells `watch` whenever a `/queue/` or a durable subscription's queue
+    /// gains its first consumer here or loses its last one (set once, by
+    /// the cluster bridge).
     pub(crate) fn set_consumer_watch(&self, watch: Arc<dyn ConsumerWatch>) {
         let _ = self.watch.set(watch);
     }
@@ -399,7 +400,7 @@ impl QueueRegistry {
     /// Passes a change of consumer presence to the watch, if any.
     pub(super) fn consumers_present(&self, queue: &ByteString, present: bool) {
         if let Some(watch) = self.watch.get() {
-            if queue.starts_with("/queue/") {
+            if queue.starts_with("/queue/") || queue.starts_with(super::durable::QUEUE_PREFIX) {
                 watch.consumers_present(queue, present);
             }
         }
