@@ -482,6 +482,9 @@ impl BrokerHandle {
         {
             tracing::warn!("sessions still open after the grace period; exiting anyway");
         }
+        if let Some(bridge) = &self.shared.cluster {
+            bridge.flush(grace).await;
+        }
         self.shared.plugins.stop();
     }
 }

@@ -39,6 +39,10 @@ impl Bridge {
         match **self {}
     }
 
+    pub(crate) async fn flush(self: &Arc<Self>, _timeout: std::time::Duration) {
+        match **self {}
+    }
+
     pub(crate) fn is_reachable(&self) -> bool {
         match *self {}
     }

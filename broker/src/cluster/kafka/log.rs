@@ -74,6 +74,8 @@ impl LogBackend for KafkaLogs {
                     Ok(record) => record,
                     Err(e) => {
                         tracing::debug!(error = %e, topic, "plugin log");
+                        // librdkafka retries by itself; do not spin on a burst of errors.
+                        tokio::time::sleep(super::ERROR_PAUSE).await;
                         continue;
                     }
                 };

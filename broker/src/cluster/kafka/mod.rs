@@ -29,6 +29,9 @@ use health::Health;
 use rdkafka::producer::FutureProducer;
 use std::sync::{Arc, Weak};
 
+/// How long a reader pauses after an error from its consumer.
+const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Kafka header naming the node that produced a record.
 const ORIGIN_HEADER: &str = "stompede-origin";
 /// Kafka header set on records the producing node already delivered to its
@@ -120,6 +123,20 @@ impl KafkaBridge {
         queues::start(self, shared.clone())?;
         health::start_probe(self, shared);
         Ok(())
+    }
+
+    /// Waits up to `timeout` for the records still buffered for Kafka
+    /// (at shutdown, so SENDs without a receipt are not dropped).
+    pub(crate) async fn flush(self: &Arc<Self>, timeout: std::time::Duration) {
+        use rdkafka::producer::Producer;
+        let bridge = Arc::clone(self);
+        let flushed = tokio::task::spawn_blocking(move || bridge.producer.flush(timeout)).await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            tracing::warn!(
+                buffered = self.buffered(),
+                "records for Kafka left unsent at shutdown"
+            );
+        }
     }
 
     /// Whether Kafka answered the last probe.

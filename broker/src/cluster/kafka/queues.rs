@@ -552,6 +552,8 @@ impl QueueFeed {
                 Ok(record) => record,
                 Err(e) => {
                     tracing::debug!(error = %e, "queue stream");
+                    // librdkafka retries by itself; do not spin on a burst of errors.
+                    tokio::time::sleep(super::ERROR_PAUSE).await;
                     continue;
                 }
             };

@@ -56,6 +56,8 @@ pub(super) fn start(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) -> Result<(
                 Ok(record) => record,
                 Err(e) => {
                     tracing::debug!(error = %e, "topic stream");
+                    // librdkafka retries by itself; do not spin on a burst of errors.
+                    tokio::time::sleep(super::ERROR_PAUSE).await;
                     continue;
                 }
             };
