@@ -7,6 +7,9 @@
 #   bench/run.sh --quick              # smoke run (CI)
 #   bench/run.sh latency --json       # one scenario, JSON on stdout
 #   bench/run.sh chat-history chat-resume chat-fanout   # the chat scenarios
+#   bench/run.sh cluster              # the cluster scenarios: starts Tansu
+#                                     # and three nodes bridged through it
+#   bench/run.sh cluster --quick      # ... smoke sizes, a few seconds (CI)
 #
 # Every argument goes to stompede-bench (see --help). CARGO_TARGET_DIR is
 # honoured.
@@ -18,4 +21,14 @@ cargo build --release --quiet -p stompede -p stompede-bench
 # both sides; stompede-bench also raises its soft limit to the hard limit
 # itself, and the broker it starts inherits it.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# "cluster" stands for the three cluster scenarios.
+args=()
+for a in "$@"; do
+    if [[ "$a" == cluster ]]; then
+        args+=(cluster-1to1 cluster-fanout cluster-latency)
+    else
+        args+=("$a")
+    fi
+done
+set -- ${args[@]+"${args[@]}"}
 exec "$target/release/stompede-bench" --start-broker "$target/release/stompede" "$@"

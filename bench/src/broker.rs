@@ -17,6 +17,8 @@ pub struct ManagedBroker {
     pub tcp_url: String,
     /// `ws://127.0.0.1:PORT/ws`.
     pub ws_url: String,
+    /// `127.0.0.1:PORT` of the admin HTTP listener, if it has one.
+    pub admin_addr: Option<String>,
     /// Where its stderr goes.
     pub log_path: PathBuf,
     /// Length of the log before this process started: its lines follow.
@@ -45,6 +47,12 @@ pub struct BrokerOpts {
     pub start_timeout: Duration,
     /// Text to watch for in the log while waiting (timed).
     pub log_marker: Option<String>,
+    /// Open the admin HTTP listener on a free port too, and wait until its
+    /// `GET /readyz` answers 200 (a cluster node: Kafka reachable, topics
+    /// present).
+    pub admin: bool,
+    /// Names the log file: `$TMPDIR/stompede-bench-<tag>-<run>.log`.
+    pub log_tag: String,
 }
 
 impl Default for BrokerOpts {
@@ -55,6 +63,8 @@ impl Default for BrokerOpts {
             log_level: "warn".into(),
             start_timeout: Duration::from_secs(15),
             log_marker: None,
+            admin: false,
+            log_tag: "broker".into(),
         }
     }
 }
@@ -76,6 +86,7 @@ impl ScratchDir {
                 .with_context(|| format!("remove the old {}", path.display()))?;
         }
         std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+        crate::cleanup::register_dir(&path);
         Ok(ScratchDir { path })
     }
 
@@ -95,6 +106,7 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+        crate::cleanup::unregister_dir(&self.path);
     }
 }
 
@@ -139,7 +151,7 @@ pub fn raise_fd_limit() -> u64 {
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
@@ -171,14 +183,22 @@ impl ManagedBroker {
         Ok(b)
     }
 
-    /// Starts `binary` on two free ports as `opts` says and waits until
-    /// both ports accept connections (the TCP port first, timed).
+    /// Starts `binary` on two free ports (three with the admin listener) as
+    /// `opts` says and waits until both ports accept connections (the TCP
+    /// port first, timed) and, with the admin listener, until `/readyz`
+    /// answers 200.
     pub fn start_with(binary: &Path, run_id: &str, opts: &BrokerOpts) -> Result<Self> {
+        if crate::cleanup::interrupted() {
+            bail!("interrupted");
+        }
         let (tcp_port, ws_port) = (free_port()?, free_port()?);
-        if tcp_port == ws_port {
+        let admin_port = if opts.admin { Some(free_port()?) } else { None };
+        if tcp_port == ws_port || admin_port.is_some_and(|p| p == tcp_port || p == ws_port) {
             bail!("got the same free port twice; try again");
         }
-        let log_path = std::env::temp_dir().join(format!("stompede-bench-broker-{run_id}.log"));
+        let admin_addr = admin_port.map(|p| format!("127.0.0.1:{p}"));
+        let log_path =
+            std::env::temp_dir().join(format!("stompede-bench-{}-{run_id}.log", opts.log_tag));
         let log = File::options()
             .create(true)
             .append(true)
@@ -205,7 +225,7 @@ impl ManagedBroker {
             .arg("--ws-listen")
             .arg(&ws_addr)
             .arg("--admin-listen")
-            .arg("")
+            .arg(admin_addr.as_deref().unwrap_or(""))
             .arg("--log-level")
             .arg(&opts.log_level);
         match &opts.data_dir {
@@ -222,11 +242,13 @@ impl ManagedBroker {
             .stderr(err)
             .spawn()
             .with_context(|| format!("start broker {}", binary.display()))?;
+        crate::cleanup::register_child(child.id());
         let mut broker = ManagedBroker {
             pid: child.id(),
             child,
             tcp_url: format!("tcp://{tcp_addr}"),
             ws_url: format!("ws://{ws_addr}/ws"),
+            admin_addr,
             log_path,
             log_start,
             spawned_at,
@@ -249,13 +271,23 @@ impl ManagedBroker {
                 broker.tcp_ready_after = spawned_at.elapsed();
             }
             if tcp_up && up(&ws_addr) {
-                return Ok(broker);
+                match &broker.admin_addr {
+                    None => return Ok(broker),
+                    Some(admin) if http_status(admin, "/readyz").ok() == Some(200) => {
+                        return Ok(broker)
+                    }
+                    Some(_) => {}
+                }
             }
             if Instant::now() > deadline {
-                let _ = broker.child.kill();
                 bail!(
-                    "broker did not listen on {tcp_addr} and {ws_addr} within {:.0} s",
-                    opts.start_timeout.as_secs_f64()
+                    "broker did not {} within {:.0} s; log tail:\n{}",
+                    match &broker.admin_addr {
+                        Some(admin) => format!("become ready (GET http://{admin}/readyz → 200)"),
+                        None => format!("listen on {tcp_addr} and {ws_addr}"),
+                    },
+                    opts.start_timeout.as_secs_f64(),
+                    broker.log_tail()
                 );
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -302,6 +334,7 @@ impl ManagedBroker {
     /// directory stays until it is dropped).
     pub fn terminate(&mut self) -> Result<bool> {
         if self.child.try_wait()?.is_some() {
+            crate::cleanup::unregister_child(self.pid);
             return Ok(false);
         }
         let _ = Command::new("kill")
@@ -311,12 +344,14 @@ impl ManagedBroker {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
+                crate::cleanup::unregister_child(self.pid);
                 return Ok(true);
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        crate::cleanup::unregister_child(self.pid);
         Ok(false)
     }
 }
@@ -327,5 +362,50 @@ impl Drop for ManagedBroker {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        crate::cleanup::unregister_child(self.pid);
+    }
+}
+
+/// The status code of `GET path` on the HTTP server at `addr` (one
+/// request, `Connection: close`, 1 s timeouts).
+pub fn http_status(addr: &str, path: &str) -> Result<u16> {
+    use std::io::Write;
+    let sock: std::net::SocketAddr = addr.parse().with_context(|| format!("address {addr}"))?;
+    let timeout = Duration::from_secs(1);
+    let mut stream = std::net::TcpStream::connect_timeout(&sock, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 64];
+    let mut got = 0;
+    while got < 12 {
+        match stream.read(&mut head[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    parse_status_line(&head[..got]).ok_or_else(|| anyhow::anyhow!("no HTTP status from {addr}"))
+}
+
+/// The code of an `HTTP/1.x NNN ...` status line.
+fn parse_status_line(head: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(head.get(..12)?).ok()?;
+    let rest = text.strip_prefix("HTTP/1.")?;
+    rest.get(2..5)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r\n"), Some(200));
+        assert_eq!(parse_status_line(b"HTTP/1.0 503 Service"), Some(503));
+        assert_eq!(parse_status_line(b"HTTP/1.1 2"), None);
+        assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH_9"), None);
     }
 }

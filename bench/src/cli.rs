@@ -1,5 +1,6 @@
 //! Command-line options and the settings they resolve to.
 
+use crate::cluster::options::{ClusterArgs, ClusterSettings};
 use crate::conn::TransportKind;
 use crate::scan::ParserKind;
 use clap::{Parser, ValueEnum};
@@ -35,10 +36,28 @@ pub enum Scenario {
     ChatResume,
     /// Chat: posts to a room with 1,000 subscribed members; deliveries/s.
     ChatFanout,
+    /// Cluster: publisher on node 1 → subscriber on node 2, through Kafka;
+    /// received msgs/s.
+    #[value(name = "cluster-1to1")]
+    Cluster1to1,
+    /// Cluster: publisher on node 1 → subscriptions on nodes 2..;
+    /// deliveries/s.
+    ClusterFanout,
+    /// Cluster: node 1 → node 2 latency at each `--cluster-rate`, with the
+    /// bare Kafka round trip to the same server in the same run.
+    ClusterLatency,
 }
 
 impl Scenario {
-    /// All scenarios in the default order.
+    /// The cluster scenarios (they need Kafka and several nodes).
+    pub const CLUSTER: [Scenario; 3] = [
+        Scenario::Cluster1to1,
+        Scenario::ClusterFanout,
+        Scenario::ClusterLatency,
+    ];
+
+    /// All single-broker scenarios in the default order (the cluster
+    /// scenarios run only when named).
     pub const ALL: [Scenario; 10] = [
         Scenario::Topic1to1,
         Scenario::TopicFanout,
@@ -65,7 +84,15 @@ impl Scenario {
             Scenario::ChatHistory => "chat-history",
             Scenario::ChatResume => "chat-resume",
             Scenario::ChatFanout => "chat-fanout",
+            Scenario::Cluster1to1 => "cluster-1to1",
+            Scenario::ClusterFanout => "cluster-fanout",
+            Scenario::ClusterLatency => "cluster-latency",
         }
+    }
+
+    /// Whether the scenario runs against a cluster.
+    pub fn is_cluster(self) -> bool {
+        Scenario::CLUSTER.contains(&self)
     }
 
     /// Whether the scenario needs a broker with an on-disk store.
@@ -88,7 +115,7 @@ impl Scenario {
 
     /// Whether the scenario runs over TCP only.
     pub fn tcp_only(self) -> bool {
-        matches!(self, Scenario::Recovery | Scenario::ChatHistory)
+        matches!(self, Scenario::Recovery | Scenario::ChatHistory) || self.is_cluster()
     }
 }
 
@@ -375,6 +402,10 @@ pub struct Args {
     /// Only time the two frame parsers on synthetic MESSAGE frames and exit.
     #[arg(long)]
     pub measure_parsers: bool,
+
+    /// The cluster scenarios' options.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Resolved settings (quick-mode defaults applied).
@@ -472,6 +503,8 @@ pub struct Settings {
     pub drain_secs: f64,
     /// Quick mode.
     pub quick: bool,
+    /// The cluster scenarios' settings.
+    pub cluster: ClusterSettings,
 }
 
 impl Args {
@@ -562,6 +595,7 @@ impl Args {
             max_secs: pick_f(self.max_secs, 60.0, 20.0),
             drain_secs: self.drain_secs.max(0.1),
             quick: q,
+            cluster: self.cluster.settings(q),
         }
     }
 }

@@ -4,7 +4,9 @@
 //! bounded scenarios (topic 1→1 throughput, topic fan-out, latency at a
 //! fixed rate, idle WebSocket connections, competing queue consumers,
 //! persistent queue messages confirmed once durable, recovery of a full
-//! store after a restart), checks that every message arrived exactly once
+//! store after a restart; and, against a cluster of nodes bridged through
+//! Kafka, cross-node throughput and latency next to a bare Kafka round
+//! trip), checks that every message arrived exactly once
 //! and in order (persistent ones: at least once, repeats flagged
 //! `redelivered`), and reports a table or JSON. See `docs/benchmarks.md` for what each scenario
 //! measures and how.
@@ -17,7 +19,9 @@
 pub mod body;
 pub mod broker;
 pub mod check;
+pub mod cleanup;
 pub mod cli;
+pub mod cluster;
 pub mod conn;
 pub mod procfs;
 pub mod report;

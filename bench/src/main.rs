@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use stompede_bench::broker::{raise_fd_limit, store_config, ManagedBroker};
 use stompede_bench::cli::{Args, Scenario};
+use stompede_bench::cluster::run::{run_scenarios, split, Invocation};
 use stompede_bench::conn::Endpoints;
 use stompede_bench::report::{table, Document, Report};
 use stompede_bench::scenario::{self, Ctx};
@@ -33,7 +34,10 @@ fn run(args: &Args) -> Result<bool> {
         );
         return Ok(true);
     }
-    let scenarios = args.scenario_list();
+    let (scenarios, cluster_scenarios) = split(&args.scenario_list());
+    if args.start_broker.is_some() {
+        stompede_bench::cleanup::install_signal_handler();
+    }
     let fd_limit = raise_fd_limit();
     if scenarios.contains(&Scenario::IdleConnections)
         && fd_limit < settings.idle_connections as u64 + 256
@@ -122,8 +126,9 @@ fn run(args: &Args) -> Result<bool> {
                 run_id: run_id.clone(),
                 base,
                 broker_binary: args.start_broker.clone(),
+                cluster: None,
             };
-            let mut report = rt.block_on(async {
+            let mut got = rt.block_on(async {
                 match tokio::time::timeout(hard_limit, scenario::run(&ctx, sc, transport)).await {
                     Ok(r) => r,
                     Err(_) => {
@@ -132,10 +137,19 @@ fn run(args: &Args) -> Result<bool> {
                             "did not finish within {} s (hang?)",
                             hard_limit.as_secs()
                         ));
-                        r
+                        vec![r]
                     }
                 }
             });
+            let mut report = match got.pop() {
+                Some(r) => r,
+                None => {
+                    let mut r = Report::new(sc.name(), transport.as_str());
+                    r.problem("the scenario reported nothing");
+                    r
+                }
+            };
+            reports.append(&mut got);
             if let Some((mut b, on_disk)) = managed.take() {
                 match b.check_alive() {
                     Err(e) => report.problem(format!("{e:#}")),
@@ -161,6 +175,19 @@ fn run(args: &Args) -> Result<bool> {
         if !b.stop()? {
             eprintln!("warning: the broker did not exit within 10 s of SIGTERM");
         }
+    }
+    if !cluster_scenarios.is_empty() {
+        let inv = Invocation {
+            args,
+            settings: &settings,
+            run_id: &run_id,
+            base,
+            hard_limit: hard_limit
+                + Duration::from_secs_f64(
+                    4.0 * settings.cluster.secs * settings.cluster.rates.len() as f64,
+                ),
+        };
+        reports.extend(run_scenarios(&inv, &rt, &cluster_scenarios)?);
     }
 
     let mut text = table(&reports);

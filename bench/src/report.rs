@@ -62,6 +62,29 @@ pub struct LatencyReport {
     pub producer_lag_p99_us: f64,
 }
 
+/// cluster-latency details: the bare Kafka round trip measured in the same
+/// run, and how much the cluster adds to it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterLatencyReport {
+    /// Publish rate of both paths (msgs/s).
+    pub rate: u64,
+    /// Bare rdkafka produce → consume, from the scheduled send time.
+    pub kafka: LatencyStats,
+    /// Bare rdkafka, from the moment the record was handed to the producer.
+    pub kafka_from_actual_send: LatencyStats,
+    /// Records the bare producer sent.
+    pub kafka_sent: u64,
+    /// Records the bare consumer received.
+    pub kafka_received: u64,
+    /// Cross-node p99 minus bare Kafka p99 (ms; both from the scheduled
+    /// time).
+    pub p99_difference_ms: f64,
+    /// `linger.ms` of both paths.
+    pub linger_ms: u32,
+    /// `fetch.wait.max.ms` of both paths.
+    pub fetch_wait_max_ms: u32,
+}
+
 /// Idle-connections scenario details.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IdleReport {
@@ -216,6 +239,8 @@ pub struct Report {
     pub recovery: Option<RecoveryReport>,
     /// chat scenario details.
     pub chat: Option<ChatReport>,
+    /// cluster-latency details.
+    pub cluster: Option<ClusterLatencyReport>,
     /// Broker CPU seconds during the measured interval.
     pub broker_cpu_secs: Option<f64>,
     /// This tool's CPU seconds during the measured interval.
@@ -243,6 +268,17 @@ impl Report {
 
     /// The headline value as text.
     pub fn result_text(&self) -> String {
+        if let (Some(c), Some(l)) = (&self.cluster, &self.latency) {
+            return format!(
+                "{}/s: p50 {:.2} / p99 {:.2} ms; kafka p50 {:.2} / p99 {:.2} ms; Δp99 {:+.2} ms",
+                fmt_num(c.rate as f64),
+                l.from_scheduled.p50_us / 1e3,
+                l.from_scheduled.p99_us / 1e3,
+                c.kafka.p50_us / 1e3,
+                c.kafka.p99_us / 1e3,
+                c.p99_difference_ms
+            );
+        }
         if let Some(l) = &self.latency {
             return format!(
                 "p50 {} / p99 {} / p99.9 {} µs",

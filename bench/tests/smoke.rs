@@ -89,6 +89,7 @@ fn every_scenario_passes_against_stompede() {
         run_id: "smoke".into(),
         base: Instant::now(),
         broker_binary: None,
+        cluster: None,
     };
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -104,14 +105,19 @@ fn every_scenario_passes_against_stompede() {
                 // can only say so.
                 if transport == TransportKind::Tcp {
                     let r = client_rt.block_on(scenario::run(&ctx, sc, transport));
-                    assert!(!r.ok && r.problems[0].contains("--start-broker"), "{r:?}");
+                    assert!(
+                        r.len() == 1 && !r[0].ok && r[0].problems[0].contains("--start-broker"),
+                        "{r:?}"
+                    );
                 }
                 continue;
             }
             if sc.tcp_only() && transport == TransportKind::Ws {
                 continue;
             }
-            let r = client_rt.block_on(scenario::run(&ctx, sc, transport));
+            let reports = client_rt.block_on(scenario::run(&ctx, sc, transport));
+            assert_eq!(reports.len(), 1, "{} reported {reports:?}", sc.name());
+            let r = &reports[0];
             assert!(
                 r.ok,
                 "{} over {}: {:?}",

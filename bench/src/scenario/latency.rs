@@ -138,14 +138,48 @@ fn pacer(
     result
 }
 
-/// Runs the latency scenario.
+/// What to measure: who connects where, and the pace.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The report's scenario name.
+    pub name: &'static str,
+    /// Where the producer connects.
+    pub producer: Endpoints,
+    /// Where the subscriber connects.
+    pub subscriber: Endpoints,
+    /// The topic.
+    pub destination: String,
+    /// Messages per second.
+    pub rate: u64,
+    /// Seconds of publishing.
+    pub secs: f64,
+    /// Leading seconds left out of the percentiles.
+    pub warmup_secs: f64,
+}
+
+/// Runs the latency scenario: producer and subscriber on the one broker.
 pub async fn run(ctx: &Ctx, transport: TransportKind) -> Result<Report> {
     let s = &ctx.settings;
-    let mut report = Report::new("latency", transport.as_str());
-    let rate = s.latency_rate;
-    let n = ((rate as f64) * s.latency_secs).round().max(1.0) as u64;
-    let dest = ctx.destination("topic", "latency", transport);
-    let mut sub = open(&ctx.endpoints, transport, &ctx.conn_opts()).await?;
+    let plan = Plan {
+        name: "latency",
+        producer: ctx.endpoints.clone(),
+        subscriber: ctx.endpoints.clone(),
+        destination: ctx.destination("topic", "latency", transport),
+        rate: s.latency_rate,
+        secs: s.latency_secs,
+        warmup_secs: s.latency_warmup_secs,
+    };
+    measure(ctx, transport, plan).await
+}
+
+/// Measures latency as `plan` says (see the module documentation).
+pub async fn measure(ctx: &Ctx, transport: TransportKind, plan: Plan) -> Result<Report> {
+    let s = &ctx.settings;
+    let mut report = Report::new(plan.name, transport.as_str());
+    let rate = plan.rate.max(1);
+    let n = ((rate as f64) * plan.secs).round().max(1.0) as u64;
+    let dest = plan.destination;
+    let mut sub = open(&plan.subscriber, transport, &ctx.conn_opts()).await?;
     subscribe_all(
         &mut sub,
         &[SubSpec {
@@ -161,7 +195,7 @@ pub async fn run(ctx: &Ctx, transport: TransportKind) -> Result<Report> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (go_tx, go_rx) = std::sync::mpsc::channel();
     let setup = PacerSetup {
-        endpoints: ctx.endpoints.clone(),
+        endpoints: plan.producer,
         transport,
         opts: ctx.conn_opts(),
         destination: dest,
@@ -187,7 +221,7 @@ pub async fn run(ctx: &Ctx, transport: TransportKind) -> Result<Report> {
     go_tx
         .send(start_ns)
         .map_err(|_| anyhow!("producer thread ended early"))?;
-    let warm_ns = start_ns + (s.latency_warmup_secs * 1e9) as u64;
+    let warm_ns = start_ns + (plan.warmup_secs * 1e9) as u64;
     let mut from_sched: Vec<u64> = Vec::with_capacity(n as usize);
     let mut from_actual: Vec<u64> = Vec::with_capacity(n as usize);
     let mut check = SeqCheck::default();
@@ -277,7 +311,7 @@ pub async fn run(ctx: &Ctx, transport: TransportKind) -> Result<Report> {
     report.notes.push(format!(
         "{} samples after {:.1} s warm-up; from actual send: p50 {:.1} / p99 {:.1} / p99.9 {:.1} µs; send lateness (actual − scheduled) p99 {:.1} µs",
         sched_stats.samples,
-        s.latency_warmup_secs,
+        plan.warmup_secs,
         actual_stats.p50_us,
         actual_stats.p99_us,
         actual_stats.p999_us,

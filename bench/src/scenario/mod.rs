@@ -1,8 +1,10 @@
 //! The scenarios and what they share.
 
 pub mod chat;
+pub mod cluster;
 pub mod common;
 pub mod idle;
+pub mod kafka_rtt;
 pub mod latency;
 pub mod persistent;
 pub mod queue;
@@ -36,6 +38,9 @@ pub struct Ctx {
     /// The stompede binary of `--start-broker`: the recovery scenario
     /// starts and restarts its own brokers with it.
     pub broker_binary: Option<std::path::PathBuf>,
+    /// The cluster the cluster scenarios run against (None: they fail,
+    /// saying so).
+    pub cluster: Option<crate::cluster::ClusterTarget>,
 }
 
 impl Ctx {
@@ -226,8 +231,20 @@ impl Progress {
 }
 
 /// Runs one scenario over one transport; failures become problems in the
-/// report.
-pub async fn run(ctx: &Ctx, scenario: Scenario, transport: TransportKind) -> Report {
+/// report. Most scenarios report one row; cluster-latency one per rate.
+pub async fn run(ctx: &Ctx, scenario: Scenario, transport: TransportKind) -> Vec<Report> {
+    if scenario.is_cluster() {
+        let mut reports = cluster::run(ctx, scenario).await;
+        for r in &mut reports {
+            apply_target(scenario, ctx.settings.quick, r);
+        }
+        return reports;
+    }
+    vec![run_one(ctx, scenario, transport).await]
+}
+
+/// Runs a scenario that reports one row.
+async fn run_one(ctx: &Ctx, scenario: Scenario, transport: TransportKind) -> Report {
     let name = scenario.name();
     let result = match scenario {
         Scenario::Topic1to1 => {
@@ -239,6 +256,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, transport: TransportKind) -> Rep
                     messages: ctx.settings.messages,
                     subscribers: 1,
                     connections: 1,
+                    placement: topic::Placement::single(&ctx.endpoints),
                 },
             )
             .await
@@ -252,6 +270,7 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, transport: TransportKind) -> Rep
                     messages: ctx.settings.fanout_messages,
                     subscribers: ctx.settings.subscribers,
                     connections: ctx.settings.fanout_connections,
+                    placement: topic::Placement::single(&ctx.endpoints),
                 },
             )
             .await
@@ -264,6 +283,9 @@ pub async fn run(ctx: &Ctx, scenario: Scenario, transport: TransportKind) -> Rep
         Scenario::ChatHistory => chat::history(ctx).await,
         Scenario::ChatResume => chat::resume(ctx, transport).await,
         Scenario::ChatFanout => chat::fanout(ctx, transport).await,
+        Scenario::Cluster1to1 | Scenario::ClusterFanout | Scenario::ClusterLatency => {
+            Err(anyhow!("{name} is run by scenario::cluster::run"))
+        }
     };
     let mut report = match result {
         Ok(r) => r,
@@ -331,6 +353,14 @@ fn apply_target(scenario: Scenario, quick: bool, r: &mut Report) {
                 .filter(|c| c.members >= 1000)
                 .map(|_| r.value >= 500_000.0),
         ),
+        Scenario::Cluster1to1 | Scenario::ClusterFanout => ("none (measured)", None),
+        Scenario::ClusterLatency => match r.cluster.as_ref() {
+            Some(c) if c.rate == 1000 => (
+                "p99 − Kafka p99 <= 5 ms at 1,000/s",
+                Some(c.p99_difference_ms <= 5.0),
+            ),
+            _ => ("none at this rate (5 ms at 1,000/s)", None),
+        },
     };
     r.target = target.to_owned();
     // A run that lost or failed has no meaningful headline number, and a

@@ -234,6 +234,7 @@ pub async fn run(ctx: &Ctx) -> Result<Report> {
         log_level: "warn,stompede::broker=info".into(),
         start_timeout: Duration::from_secs(300),
         log_marker: Some(RECOVERED_LINE.into()),
+        ..BrokerOpts::default()
     };
     let dest = ctx.destination("queue", "recovery", TransportKind::Tcp);
 

@@ -6,6 +6,10 @@
 //! subscription received the last message. The headline number is
 //! deliveries per second: N / t for one subscriber, N × S / t for fan-out
 //! (the RabbitMQ-style "delivered messages per second").
+//!
+//! The cluster scenarios (`cluster-1to1`, `cluster-fanout`) run the same
+//! code with the producer on one node and the subscriber connections on
+//! others ([`Placement`]).
 
 use super::common::{fill_open, producer_receipt, read_or_stop, ProducerReceipt};
 use super::{Ctx, Progress};
@@ -13,7 +17,7 @@ use crate::body::{parse_stamp, SendTemplate};
 use crate::check::SeqCheck;
 use crate::cli::Flow;
 use crate::conn::{
-    disconnect, open, subscribe_all, Conn, FrameReader, FrameWriter, OutBatch, SubSpec,
+    disconnect, open, subscribe_all, Conn, Endpoints, FrameReader, FrameWriter, OutBatch, SubSpec,
     TransportKind,
 };
 use crate::report::Report;
@@ -26,8 +30,36 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+/// Where the connections of a topic scenario go.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The producer's broker.
+    pub producer: Endpoints,
+    /// Subscriber connection `c` goes to `subscribers[c % len]` (the
+    /// producer's broker when empty).
+    pub subscribers: Vec<Endpoints>,
+}
+
+impl Placement {
+    /// Everyone on one broker.
+    pub fn single(endpoints: &Endpoints) -> Self {
+        Placement {
+            producer: endpoints.clone(),
+            subscribers: vec![endpoints.clone()],
+        }
+    }
+
+    /// The broker of subscriber connection `c`.
+    fn subscriber(&self, c: usize) -> &Endpoints {
+        match self.subscribers.len() {
+            0 => &self.producer,
+            n => &self.subscribers[c % n],
+        }
+    }
+}
+
 /// The shape of a topic scenario.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Shape {
     /// Scenario name.
     pub name: &'static str,
@@ -37,6 +69,8 @@ pub struct Shape {
     pub subscribers: usize,
     /// Connections the subscriptions are spread over.
     pub connections: usize,
+    /// Which brokers they connect to.
+    pub placement: Placement,
 }
 
 /// How the producer limits what is in flight.
@@ -303,7 +337,7 @@ pub async fn run(ctx: &Ctx, transport: TransportKind, shape: Shape) -> Result<Re
     // Subscribers first, every SUBSCRIBE confirmed by a receipt.
     let conns: Vec<(Conn, usize)> = futures_util::stream::iter(0..conns_n)
         .map(|c| {
-            let (ep, dest) = (ctx.endpoints.clone(), dest.clone());
+            let (ep, dest) = (shape.placement.subscriber(c).clone(), dest.clone());
             async move {
                 let mut conn = open(&ep, transport, &opts).await?;
                 let specs: Vec<SubSpec> = (c..subs)
@@ -323,7 +357,7 @@ pub async fn run(ctx: &Ctx, transport: TransportKind, shape: Shape) -> Result<Re
         .try_collect()
         .await?;
 
-    let producer = open(&ctx.endpoints, transport, &opts).await?;
+    let producer = open(&shape.placement.producer, transport, &opts).await?;
     let progress = Arc::new(Progress::new(conns_n));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
