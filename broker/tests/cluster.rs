@@ -242,8 +242,12 @@ async fn user_destinations_reach_sessions_on_every_node() {
     let nodes = start_nodes(&kafka, 3).await;
     let mut phone = client(&nodes[1], "alice").await;
     let mut laptop = client(&nodes[2], "alice").await;
+    // A node reads only the partitions its subscribers need.
+    assert_eq!(metric(&nodes[1], "cluster_topic_partitions").await, Some(0));
     subscribe(&mut phone, "i", "/user/queue/inbox", "auto").await;
     subscribe(&mut laptop, "i", "/user/queue/inbox", "auto").await;
+    assert_eq!(metric(&nodes[1], "cluster_topic_partitions").await, Some(1));
+    assert_eq!(metric(&nodes[0], "cluster_topic_partitions").await, Some(0));
     let mut bob = client(&nodes[0], "bob").await;
     send_receipted(&mut bob, "/user/alice/queue/inbox", "hello alice").await;
     for peer in [&mut phone, &mut laptop] {
@@ -251,6 +255,17 @@ async fn user_destinations_reach_sessions_on_every_node() {
         assert_eq!(body(&f), "hello alice");
         assert_eq!(f.get("destination"), Some("/user/queue/inbox"));
     }
+    phone
+        .request(frame(Command::Unsubscribe, &[("id", "i")]))
+        .await;
+    assert_eq!(metric(&nodes[1], "cluster_topic_partitions").await, Some(0));
+    // Subscribed again: read from now on, and nothing from while paused.
+    send_receipted(&mut bob, "/user/alice/queue/inbox", "while away").await;
+    subscribe(&mut phone, "i2", "/user/queue/inbox", "auto").await;
+    send_receipted(&mut bob, "/user/alice/queue/inbox", "welcome back").await;
+    assert_eq!(body(&message(&mut phone).await), "welcome back");
+    assert_eq!(body(&message(&mut laptop).await), "while away");
+    assert_eq!(body(&message(&mut laptop).await), "welcome back");
 }
 
 async fn subscribe_durable(peer: &mut Peer<TcpStream>) {

@@ -234,6 +234,12 @@ pub(crate) async fn render(shared: &Shared) -> String {
             g.queue_partitions,
         );
         out.single(
+            "cluster_topic_partitions",
+            "gauge",
+            "Partitions of the topic stream this node reads: those its subscribers need (the others are paused).",
+            g.topic_partitions,
+        );
+        out.single(
             "cluster_records_in_total",
             "counter",
             "Topic and queue records read from Kafka and delivered on this node.",

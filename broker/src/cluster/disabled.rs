@@ -43,6 +43,10 @@ impl Bridge {
         match **self {}
     }
 
+    pub(crate) async fn subscribed(&self, _key: &str) {
+        match *self {}
+    }
+
     pub(crate) fn is_reachable(&self) -> bool {
         match *self {}
     }

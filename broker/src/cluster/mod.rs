@@ -33,6 +33,9 @@ pub(crate) struct ClusterGauges {
     pub records_in: u64,
     /// Partitions of the queue stream this node owns now.
     pub queue_partitions: u64,
+    /// Partitions of the topic stream this node reads (its subscribers
+    /// need them).
+    pub topic_partitions: u64,
 }
 
 use std::sync::Arc;

@@ -45,12 +45,28 @@ pub struct TopicInfo {
     pub pattern: bool,
 }
 
+/// Told when the table starts or stops needing the messages of a key: an
+/// exact key's first subscriber came or its last one left; a pattern
+/// subscription was added or removed. In a cluster, the node reads only
+/// the Kafka partitions its subscribers need. Called with the table
+/// locked: must be quick and must not block.
+pub(crate) trait TopicInterest: Send + Sync {
+    /// `key` (a pattern if `pattern`) is needed (`added`) or no longer.
+    fn changed(&self, key: &str, pattern: bool, added: bool);
+}
+
 /// Topic, user and reply destinations and their subscribers.
-#[derive(Debug)]
 pub(crate) struct TopicTable {
     // std RwLock: never held across an `.await`.
     inner: RwLock<Inner>,
     stats: Arc<Stats>,
+    interest: std::sync::OnceLock<Arc<dyn TopicInterest>>,
+}
+
+impl std::fmt::Debug for TopicTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicTable").finish_non_exhaustive()
+    }
 }
 
 impl TopicTable {
@@ -59,6 +75,20 @@ impl TopicTable {
         TopicTable {
             inner: RwLock::default(),
             stats,
+            interest: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Tells `interest` from now on which keys have subscribers (set once,
+    /// by the cluster bridge, before any session starts).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn set_interest(&self, interest: Arc<dyn TopicInterest>) {
+        let _ = self.interest.set(interest);
+    }
+
+    fn tell(&self, key: &str, pattern: bool, added: bool) {
+        if let Some(interest) = self.interest.get() {
+            interest.changed(key, pattern, added);
         }
     }
 
@@ -93,12 +123,17 @@ impl TopicTable {
         let mut inner = write(&self.inner);
         match Pattern::parse(&key) {
             Some(pattern) => {
+                self.tell(&key, true, true);
                 inner.patterns.push((pattern, key, subscriber));
                 inner.cache.clear();
             }
             None => {
                 inner.cache.remove(&key);
-                inner.exact.entry(key).or_default().push(subscriber);
+                let list = inner.exact.entry(key.clone()).or_default();
+                if list.is_empty() {
+                    self.tell(&key, false, true);
+                }
+                list.push(subscriber);
             }
         }
     }
@@ -112,11 +147,15 @@ impl TopicTable {
             list.retain(|s| !same(s));
             if list.is_empty() {
                 inner.exact.remove(key);
+                self.tell(key, false, false);
             }
             inner.cache.remove(key);
         } else {
             let before = inner.patterns.len();
             inner.patterns.retain(|(_, k, s)| !(k == key && same(s)));
+            for _ in inner.patterns.len()..before {
+                self.tell(key, true, false);
+            }
             if inner.patterns.len() != before {
                 inner.cache.clear();
             }

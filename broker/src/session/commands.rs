@@ -523,6 +523,15 @@ impl<T: Transport> Session<T> {
         ByteString::from(format!("/reply-queue/s{}.{name}", self.id))
     }
 
+    /// In a cluster, waits until this node reads the Kafka partition of a
+    /// new subscription to `key` (only the first subscriber of a partition
+    /// waits, for about one round trip to Kafka).
+    async fn await_cluster_reader(&self, key: &str) {
+        if let Some(bridge) = &self.shared.cluster {
+            bridge.subscribed(key).await;
+        }
+    }
+
     fn add_topic_subscription(&mut self, id: ByteString, key: ByteString, ack: AckMode) {
         self.shared.router.topics.subscribe(
             key.clone(),
@@ -603,7 +612,10 @@ impl<T: Transport> Session<T> {
                     let queue = self.shared.router.durable.bind(&destination, &queue_name)?;
                     self.add_queue_subscription(frame, id, queue, ack).await?;
                 }
-                None => self.add_topic_subscription(id, destination, ack),
+                None => {
+                    self.add_topic_subscription(id, destination.clone(), ack);
+                    self.await_cluster_reader(&destination).await;
+                }
             },
             Route::TempQueue(name) => {
                 let name = ByteString::from(name.to_owned());
@@ -621,7 +633,8 @@ impl<T: Transport> Session<T> {
                     }
                 }
                 self.temp_queues.insert(name, key.clone());
-                self.add_topic_subscription(id, key, ack);
+                self.add_topic_subscription(id, key.clone(), ack);
+                self.await_cluster_reader(&key).await;
             }
             Route::ReplyQueue => {
                 return Err(refuse(
@@ -633,7 +646,8 @@ impl<T: Transport> Session<T> {
                     refuse("/user/ destinations need a login (CONNECT login header)")
                 })?;
                 let key = ByteString::from(format!("/user/{user}/{rest}"));
-                self.add_topic_subscription(id, key, ack);
+                self.add_topic_subscription(id, key.clone(), ack);
+                self.await_cluster_reader(&key).await;
             }
             Route::Queue => {
                 self.authorize_queue_use(&destination)?;

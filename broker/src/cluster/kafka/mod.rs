@@ -69,6 +69,8 @@ pub(crate) struct KafkaBridge {
     config: ClusterConfig,
     producer: FutureProducer<NodeContext>,
     pub(crate) health: Arc<Health>,
+    /// Which topic partitions this node's subscribers need.
+    interest: std::sync::OnceLock<Arc<topics::Interest>>,
 }
 
 impl KafkaBridge {
@@ -113,13 +115,21 @@ impl KafkaBridge {
             config: config.clone(),
             producer,
             health,
+            interest: std::sync::OnceLock::new(),
         }))
     }
 
     /// Starts reading the topic and queue streams into this node's router,
     /// and the health probe.
     pub(crate) fn start(self: &Arc<Self>, shared: Weak<Shared>) -> Result<(), String> {
-        topics::start(self, shared.clone())?;
+        let interest = topics::start(self, shared.clone())?;
+        if let Some(shared) = shared.upgrade() {
+            shared
+                .router
+                .topics
+                .set_interest(Arc::clone(&interest) as _);
+        }
+        let _ = self.interest.set(interest);
         queues::start(self, shared.clone())?;
         health::start_probe(self, shared);
         Ok(())
@@ -139,6 +149,17 @@ impl KafkaBridge {
         }
     }
 
+    /// Waits (bounded) until this node reads the partitions a new
+    /// subscription to `key` needs, so the SUBSCRIBE's RECEIPT promises
+    /// every message sent after it. Without Kafka there is nothing to wait
+    /// for.
+    pub(crate) async fn subscribed(&self, key: &str) {
+        if let (Some(interest), true) = (self.interest.get(), self.is_reachable()) {
+            let pattern = crate::router::wildcard::Pattern::parse(key).is_some();
+            interest.ready(key, pattern).await;
+        }
+    }
+
     /// Whether Kafka answered the last probe.
     pub(crate) fn is_reachable(&self) -> bool {
         self.health.is_reachable()
@@ -154,6 +175,7 @@ impl KafkaBridge {
             queue_unsettled: self.health.queue_lag.load(Relaxed),
             records_in: self.health.records_in.load(Relaxed),
             queue_partitions: self.health.queue_partitions.load(Relaxed),
+            topic_partitions: self.interest.get().map_or(0, |i| i.wanted_partitions()),
         }
     }
 

@@ -1,55 +1,152 @@
-//! The topic stream: every node reads every partition of `{prefix}.topics`
-//! and delivers each record to its own subscribers, so all nodes deliver a
-//! destination's messages in its partition's order.
+//! The topic stream: every node reads the partitions of `{prefix}.topics`
+//! its subscribers need and delivers each record to them, so all nodes
+//! deliver a destination's messages in its partition's order.
+//!
+//! Every partition is assigned, but a partition no subscriber of this node
+//! needs is paused (not fetched): a node reads only the traffic it
+//! delivers. When a partition becomes needed, the reader moves it to the
+//! partition's end as of now and resumes it; the SUBSCRIBE that needed it
+//! waits for that, so its RECEIPT promises every message sent after it.
 
 use super::client::{self, NodeContext};
 use super::{KafkaBridge, DELIVERED_HEADER};
 use crate::broker::Shared;
+use crate::cluster::partition::partition_for;
+use crate::router::topic::TopicInterest;
 use crate::store::decode_message;
 use bytestring::ByteString;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 
-/// How long the start may wait for the partitions' ends.
-const WATERMARK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a partition's end may take to read.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a SUBSCRIBE waits for its partition to be read.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Assigns every partition of the topic stream from its end (a node's
-/// subscribers get what is sent from now on) and delivers what arrives.
-/// The end is read now, not left for the first fetch to resolve, so
-/// nothing sent after the node started is missed.
-pub(super) fn start(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) -> Result<(), String> {
+/// Which partitions this node's subscribers need, and whether the reader
+/// reads them yet.
+pub(crate) struct Interest {
+    partitions: u32,
+    wanted: Mutex<Vec<u32>>,
+    /// Per partition: whether the reader reads it from a point after the
+    /// interest arose.
+    ready: Vec<watch::Sender<bool>>,
+    changes: mpsc::UnboundedSender<(u32, bool)>,
+}
+
+impl TopicInterest for Interest {
+    fn changed(&self, key: &str, pattern: bool, added: bool) {
+        let mut wanted = crate::session::outbox::lock(&self.wanted);
+        for partition in self.partitions_of(key, pattern) {
+            let Some(count) = wanted.get_mut(partition as usize) else {
+                continue;
+            };
+            match added {
+                true => {
+                    *count += 1;
+                    if *count == 1 {
+                        self.ready[partition as usize].send_replace(false);
+                        let _ = self.changes.send((partition, true));
+                    }
+                }
+                false if *count > 0 => {
+                    *count -= 1;
+                    if *count == 0 {
+                        let _ = self.changes.send((partition, false));
+                    }
+                }
+                false => {}
+            }
+        }
+    }
+}
+
+impl Interest {
+    /// A pattern may match a destination on any partition.
+    fn partitions_of(&self, key: &str, pattern: bool) -> Vec<u32> {
+        match pattern {
+            true => (0..self.partitions).collect(),
+            false => vec![partition_for(key, self.partitions)],
+        }
+    }
+
+    /// How many partitions this node's subscribers need.
+    pub(crate) fn wanted_partitions(&self) -> u64 {
+        crate::session::outbox::lock(&self.wanted)
+            .iter()
+            .filter(|n| **n > 0)
+            .count() as u64
+    }
+
+    fn still_wanted(&self, partition: u32) -> bool {
+        crate::session::outbox::lock(&self.wanted)
+            .get(partition as usize)
+            .is_some_and(|n| *n > 0)
+    }
+
+    /// Waits (bounded) until the partitions `key` needs are read.
+    pub(crate) async fn ready(&self, key: &str, pattern: bool) {
+        for partition in self.partitions_of(key, pattern) {
+            let mut ready = self.ready[partition as usize].subscribe();
+            let _ = tokio::time::timeout(READY_TIMEOUT, ready.wait_for(|r| *r)).await;
+        }
+    }
+}
+
+/// Assigns every partition of the topic stream, paused, and reads those
+/// this node's subscribers need.
+pub(super) fn start(
+    bridge: &Arc<KafkaBridge>,
+    shared: Weak<Shared>,
+) -> Result<Arc<Interest>, String> {
     let group = format!("{}.node.{}", bridge.names.topics, bridge.node_id);
     let consumer: StreamConsumer<NodeContext> =
         client::consumer(&bridge.config, &bridge.node_id, "topics", &group)
             .create_with_context(NodeContext::new(Arc::clone(&bridge.health)))
             .map_err(|e| format!("cannot create the topic consumer: {e}"))?;
+    let topic = bridge.names.topics.clone();
     let mut assignment = TopicPartitionList::new();
-    let reachable = bridge.health.is_reachable();
     for partition in 0..bridge.partitions {
-        let end = match reachable {
-            false => Offset::End,
-            true => consumer
-                .fetch_watermarks(&bridge.names.topics, partition as i32, WATERMARK_TIMEOUT)
-                .map_or(Offset::End, |(_, high)| Offset::Offset(high)),
-        };
         assignment
-            .add_partition_offset(&bridge.names.topics, partition as i32, end)
+            .add_partition_offset(&topic, partition as i32, Offset::End)
             .map_err(|e| e.to_string())?;
     }
     consumer
         .assign(&assignment)
         .map_err(|e| format!("cannot read the topic stream: {e}"))?;
+    consumer
+        .pause(&assignment)
+        .map_err(|e| format!("cannot pause the topic stream: {e}"))?;
+    let (changes, mut wanted) = mpsc::unbounded_channel();
+    let interest = Arc::new(Interest {
+        partitions: bridge.partitions,
+        wanted: Mutex::new(vec![0; bridge.partitions as usize]),
+        ready: (0..bridge.partitions)
+            .map(|_| watch::channel(false).0)
+            .collect(),
+        changes,
+    });
+    let consumer = Arc::new(consumer);
     let bridge = Arc::clone(bridge);
+    let reader_interest = Arc::clone(&interest);
     tokio::spawn(async move {
         let Some(stop) = shared.upgrade().map(|s| s.shutdown.clone()) else {
             return;
         };
+        let mut reading = vec![false; bridge.partitions as usize];
         loop {
             let record = tokio::select! {
                 () = stop.cancelled() => return,
+                change = wanted.recv() => {
+                    let Some((partition, _)) = change else { return };
+                    follow(&bridge, &consumer, &reader_interest, &mut reading, partition).await;
+                    continue;
+                }
                 record = consumer.recv() => record,
             };
             let record = match record {
@@ -89,7 +186,64 @@ pub(super) fn start(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) -> Result<(
             shared.router.fan_out(&key, &message).await;
         }
     });
-    Ok(())
+    Ok(interest)
+}
+
+/// Brings the reading of `partition` in line with the interest in it:
+/// starts it from the partition's end as of now, or pauses it. Idempotent,
+/// so changes that cancel each other out leave a partition being read as
+/// it was (no skipped records for its subscribers).
+async fn follow(
+    bridge: &KafkaBridge,
+    consumer: &Arc<StreamConsumer<NodeContext>>,
+    interest: &Interest,
+    reading: &mut [bool],
+    partition: u32,
+) {
+    let want = interest.still_wanted(partition);
+    let Some(is_read) = reading.get_mut(partition as usize) else {
+        return;
+    };
+    let topic = bridge.names.topics.clone();
+    let mut list = TopicPartitionList::new();
+    list.add_partition(&topic, partition as i32);
+    match (want, *is_read) {
+        (true, false) => {
+            let reader = Arc::clone(consumer);
+            let reachable = bridge.health.is_reachable();
+            let moved = tokio::task::spawn_blocking(move || {
+                let end = match reachable {
+                    true => reader
+                        .fetch_watermarks(&topic, partition as i32, WATERMARK_TIMEOUT)
+                        .map_or(Offset::End, |(_, high)| Offset::Offset(high)),
+                    false => Offset::End,
+                };
+                let mut at = TopicPartitionList::new();
+                at.add_partition_offset(&topic, partition as i32, end)
+                    .map_err(|e| e.to_string())?;
+                reader
+                    .seek_partitions(at, WATERMARK_TIMEOUT)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+            if let Ok(Err(e)) | Err(e) = moved.map_err(|e| e.to_string()) {
+                tracing::warn!(partition, error = %e, "cannot move a topic partition to its end");
+            }
+            match consumer.resume(&list) {
+                Ok(()) => *is_read = true,
+                Err(e) => tracing::warn!(partition, error = %e, "cannot resume a topic partition"),
+            }
+        }
+        (false, true) => match consumer.pause(&list) {
+            Ok(()) => *is_read = false,
+            Err(e) => tracing::warn!(partition, error = %e, "cannot pause a topic partition"),
+        },
+        _ => {}
+    }
+    if want {
+        interest.ready[partition as usize].send_replace(true);
+    }
 }
 
 /// Whether this node delivered the record itself before sending it (Kafka
