@@ -362,7 +362,7 @@ impl Room {
         let Applied {
             position,
             ts,
-            here,
+            ours,
             ephemeral,
             cmd,
         } = applied;
@@ -379,9 +379,10 @@ impl Room {
         }
         let ttl = self.env.ctx.config.typing_ttl_ms;
         let stale = now_ms().saturating_sub(ts) > ttl.max(self.env.ctx.config.presence_grace_ms);
-        if ephemeral && stale && !here {
-            // A stale typing or presence record (a node catching up); the
-            // origin's own is applied: its client waits for the answer.
+        if ephemeral && stale && !ours {
+            // A stale typing or presence record (a node catching up, or
+            // read again after a restart); the origin's own is applied:
+            // its client waits for the answer.
             turn.applied.push(position);
             return;
         }
@@ -390,7 +391,7 @@ impl Room {
         let head = self.state.as_ref().map(|s| s.meta.head);
         match (&mut self.state, cmd) {
             (_, Cmd::RemotePresence { node, user, online }) => {
-                if !here {
+                if !ours {
                     turn.outs.push(Out::RemotePresence { node, user, online });
                 }
             }
@@ -415,7 +416,10 @@ impl Room {
             }
         }
         turn.clock = None;
-        if !here {
+        if !ours {
+            // Another node's record, or this node's from before it started
+            // again (read again while it rebuilds): that node told, or
+            // should have told, the offline hooks.
             for out in &mut turn.outs[start..] {
                 if let Out::Live(message) = out {
                     *out = Out::Replica(Arc::clone(message));

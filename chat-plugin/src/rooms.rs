@@ -170,8 +170,10 @@ pub struct Applied {
     pub position: LogPosition,
     /// The time the origin took the command: every node stores this time.
     pub ts: u64,
-    /// Whether this node appended it.
-    pub here: bool,
+    /// Whether this start of this node appended it (node id and
+    /// incarnation): its client waits for the answer, and this node tells
+    /// the offline hooks.
+    pub ours: bool,
     /// Whether it changes nothing stored (typing, presence).
     pub ephemeral: bool,
     /// The command.

@@ -1,7 +1,11 @@
 //! Every node's side of the log: a record is decoded and handed to its
 //! room's task in log order (waiting while the room's queue is full: the
 //! broker waits for us before the next record of the partition), answered
-//! there to the waiting client if this node appended it.
+//! there to the waiting client if this start of this node appended it.
+//!
+//! "Ours" is node id *and* incarnation: a node started again under its id
+//! reads its old records again (all of them, with an empty store) while
+//! its new clients wait, and request ids restart with every start.
 
 use super::{command, replica_caller, Entry, Op};
 use crate::dest;
@@ -24,7 +28,10 @@ pub async fn apply_record(ctx: &Arc<Ctx>, record: LogRecord) {
         cluster.track.skip(position.partition, position.offset);
         return;
     };
-    let here = entry.origin == cluster.node;
+    // This node id appended it (in this start or an earlier one) …
+    let here = cluster.from_this_node(&entry);
+    // … and this start did.
+    let ours = cluster.is_ours(&entry);
     if entry.room.is_empty() {
         // A node (re)started: what it showed as present is gone.
         cluster.track.skip(position.partition, position.offset);
@@ -45,7 +52,13 @@ pub async fn apply_record(ctx: &Arc<Ctx>, record: LogRecord) {
         cluster.track.skip(position.partition, position.offset);
         return;
     }
-    let waiting = match (here, entry.request) {
+    if here && !ours && matches!(entry.op, Op::Presence(_)) {
+        // Presence through this node before it started again: gone with
+        // that start (the other nodes forget it at this start's record).
+        cluster.track.skip(position.partition, position.offset);
+        return;
+    }
+    let waiting = match (ours, entry.request) {
         (true, request) if request != 0 => cluster.pending.take(request),
         _ => None,
     };
@@ -61,7 +74,7 @@ pub async fn apply_record(ctx: &Arc<Ctx>, record: LogRecord) {
     let applied = Applied {
         position,
         ts,
-        here,
+        ours,
         ephemeral,
         cmd,
     };

@@ -2,6 +2,10 @@
 //! node that took it from its client appends it and as every node applies
 //! it. A compact binary encoding (the store's length-prefixed fields)
 //! behind a version byte.
+//!
+//! Versions: 1 (no incarnation) is still read, as incarnation 0 (no
+//! running process has it, so such a record is never "ours"); 2 adds the
+//! origin's incarnation after its node id.
 
 use crate::record::{Reader, Role, RoomKind, Writer};
 use crate::rooms::Relation;
@@ -9,7 +13,10 @@ use bytes::Bytes;
 
 /// The version written; a node refuses (skips, loudly) records of a
 /// version it does not know.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+
+/// The first version, without the origin's incarnation.
+const VERSION_1: u8 = 1;
 
 /// What a record asks the room to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +91,11 @@ impl Op {
 pub struct Entry {
     /// The node that appended it.
     pub origin: String,
+    /// Which start of the origin's plugin appended it (random per start;
+    /// 0: unknown, a version-1 record). Request ids restart with every
+    /// start: a record answers a waiting command only when node id and
+    /// incarnation are this node's.
+    pub incarnation: u64,
     /// The origin's request id (matches the answer to its client).
     pub request: u64,
     /// When the origin took the command (ms since the Unix epoch): the
@@ -127,6 +139,7 @@ impl Entry {
         let mut w = Writer(Vec::with_capacity(64 + self.room.len() + self.user.len()));
         w.u8(VERSION)
             .str(&self.origin)
+            .u64(self.incarnation)
             .u64(self.request)
             .u64(self.ts)
             .str(&self.user)
@@ -205,10 +218,15 @@ impl Entry {
     /// Reads a payload; `None` if it is damaged or of an unknown version.
     pub fn decode(bytes: &[u8]) -> Option<Entry> {
         let mut r = Reader(bytes);
-        if r.u8()? != VERSION {
+        let version = r.u8()?;
+        if version != VERSION && version != VERSION_1 {
             return None;
         }
         let origin = r.str()?;
+        let incarnation = match version {
+            VERSION_1 => 0,
+            _ => r.u64()?,
+        };
         let request = r.u64()?;
         let ts = r.u64()?;
         let user = r.str()?;
@@ -286,6 +304,7 @@ impl Entry {
         }
         Some(Entry {
             origin,
+            incarnation,
             request,
             ts,
             user,
@@ -302,6 +321,7 @@ mod tests {
     fn entry(op: Op) -> Entry {
         Entry {
             origin: "node-a".into(),
+            incarnation: 0x0123_4567_89ab_cdef,
             request: 42,
             ts: 1_700_000_000_123,
             user: "alice".into(),
@@ -375,5 +395,29 @@ mod tests {
         let mut other_version = entry(Op::Join).encode().to_vec();
         other_version[0] = 99;
         assert_eq!(Entry::decode(&other_version), None);
+    }
+
+    #[test]
+    fn version_1_records_are_read_with_no_incarnation() {
+        // A version-1 record as the first release wrote it: no
+        // incarnation between the origin and the request id.
+        let mut w = Writer(Vec::new());
+        w.u8(1)
+            .str("node-a")
+            .u64(42)
+            .u64(1_700_000_000_123)
+            .str("alice")
+            .str("lobby");
+        w.u8(8).u64(9).u8(1);
+        let expected = Entry {
+            incarnation: 0,
+            ..entry(Op::Read {
+                seq: 9,
+                private: true,
+            })
+        };
+        assert_eq!(Entry::decode(&w.0), Some(expected));
+        let v2 = entry(Op::Join).encode();
+        assert_eq!(v2[0], 2, "version 2 is written");
     }
 }

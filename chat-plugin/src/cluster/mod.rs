@@ -35,6 +35,10 @@ pub struct Cluster {
     pub log: Arc<dyn ReplicatedLog>,
     /// This node's id.
     pub node: String,
+    /// This start of the plugin (random, never 0): written in every
+    /// record, so a node started again under its id tells its old
+    /// records (read again while it catches up) from its own.
+    pub incarnation: u64,
     /// Commands of this node's clients waiting for their record.
     pub pending: Arc<Pending>,
     /// What is applied and stored, per partition.
@@ -45,6 +49,7 @@ impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("node", &self.node)
+            .field("incarnation", &format_args!("{:x}", self.incarnation))
             .field("partitions", &self.log.partitions())
             .field("pending", &self.pending.len())
             .finish()
@@ -56,10 +61,23 @@ impl Cluster {
     pub fn new(log: Arc<dyn ReplicatedLog>) -> Cluster {
         Cluster {
             node: log.node_id().to_owned(),
+            incarnation: new_incarnation(),
             log,
             pending: Arc::new(Pending::default()),
             track: Track::default(),
         }
+    }
+
+    /// Whether this node id appended `entry` (in this start or before).
+    pub fn from_this_node(&self, entry: &Entry) -> bool {
+        entry.origin == self.node
+    }
+
+    /// Whether this start of the plugin appended `entry`: only such a
+    /// record answers a waiting command, tells the offline hooks, and is
+    /// applied however old it is.
+    pub fn is_ours(&self, entry: &Entry) -> bool {
+        entry.incarnation == self.incarnation && self.from_this_node(entry)
     }
 
     /// Appends `op` by `caller` on `room` to the room's partition. The
@@ -107,6 +125,7 @@ impl Cluster {
         for partition in 0..self.log.partitions() {
             let entry = Entry {
                 origin: self.node.clone(),
+                incarnation: self.incarnation,
                 request: 0,
                 ts: now_ms(),
                 user: String::new(),
@@ -146,6 +165,7 @@ impl Cluster {
     ) -> stompede_plugin::AppendFuture {
         let entry = Entry {
             origin: self.node.clone(),
+            incarnation: self.incarnation,
             request,
             ts: now_ms(),
             user,
@@ -155,6 +175,21 @@ impl Cluster {
         let partition = self.log.partition_for(room);
         self.log.append(partition, entry.encode())
     }
+}
+
+/// A random incarnation id, never 0 (the incarnation of version-1
+/// records): the standard library's per-process random hash keys (which
+/// also differ between two starts in one process), the clock and the
+/// process id.
+fn new_incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    h.finish().max(1)
 }
 
 /// Answers a command whose record the log did not take, as a room answers

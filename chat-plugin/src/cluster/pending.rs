@@ -1,6 +1,9 @@
 //! The origin's table of commands waiting for their answer: a command
 //! sent to the log is answered when this node applies its record (matched
 //! by request id), or at once with an error if the log refused it.
+//! Request ids restart at 1 with every start of the plugin: a record is
+//! matched here only if this start appended it (node id and incarnation,
+//! see `apply`).
 
 use crate::rooms::Caller;
 use std::collections::HashMap;

@@ -12,7 +12,11 @@ use std::time::Duration;
 /// How often the node asks Kafka for metadata to see that it answers.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a probe may wait for Kafka.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Failed probes in a row that make Kafka count as unreachable: a busy
+/// Kafka that answers slowly is not a missing one (librdkafka's "all
+/// brokers down" counts at once).
+const PROBE_FAILURES: u32 = 3;
 
 /// Kafka's reachability and the bridge's gauges.
 #[derive(Debug, Default)]
@@ -70,6 +74,7 @@ pub(super) fn start_probe(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PROBE_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failures = 0;
         loop {
             tick.tick().await;
             let Some(shared) = shared.upgrade() else {
@@ -90,7 +95,10 @@ pub(super) fn start_probe(bridge: &Arc<KafkaBridge>, shared: Weak<Shared>) {
             })
             .await
             .unwrap_or(false);
-            bridge.health.set_reachable(answered);
+            failures = if answered { 0 } else { failures + 1 };
+            if answered || failures >= PROBE_FAILURES {
+                bridge.health.set_reachable(answered);
+            }
         }
     });
 }
