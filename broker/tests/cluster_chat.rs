@@ -12,8 +12,9 @@
 //! - A node killed with SIGKILL while its client posts with receipts: the
 //!   client resumes on another node with `x-since-seq` and finds every
 //!   receipted post, once; a subscriber on a third node saw them all.
-//! - (Ignored, a known bug) a node started again under its id answers its
-//!   new clients' commands with their own records.
+//! - A node started again under its id (empty store: it reads the whole
+//!   log again) answers its new clients' commands with their own records,
+//!   not with the records of its first life.
 //!
 //! The scenarios run one at a time (each starts Kafka and three nodes) and
 //! each is bounded; a failure prints the tail of every process's log.
@@ -1053,42 +1054,40 @@ async fn killed_node_mid_stream(cluster: &mut Cluster) {
     assert_gapless(&before, 1, "wendy's timeline on node 3 before the kill");
     let cursor = before.last().map_or(0, |e| e.seq);
 
-    // wendy reconnects to node 1 and resumes from her cursor.
+    // wendy reconnects to node 1 and resumes from her cursor, at once: node
+    // 1 may not have applied every record node 3 applied before it died
+    // (its head behind her cursor); the replay then waits until it has.
     let mut wendy = cluster.client(0, "wendy").await;
     let since = cursor.to_string();
-    let deadline = Instant::now() + CLUSTER_WAIT;
-    let mut attempt = 0;
-    let (sub, replayed) = loop {
-        attempt += 1;
-        let sub = format!("t{attempt}");
-        let (replayed, marker) = wendy
-            .timeline(&sub, ROOM, &[("x-since-seq", &since), ("x-epoch", &epoch)])
-            .await;
-        if marker.get("x-recovered") == Some("true") {
-            break (sub, replayed);
-        }
-        // Workaround, see the session report: node 1 may not have applied
-        // every record node 3 applied before it died; a cursor beyond its
-        // head is then refused (x-recovered:false) instead of waited for.
-        let behind = marker
-            .get("x-head-seq")
-            .and_then(|h| h.parse::<u64>().ok())
-            .is_some_and(|h| h < cursor);
-        assert!(
-            behind && Instant::now() < deadline,
-            "node 1 resumes wendy from seq {cursor}: {marker:?}"
-        );
-        eprintln!("node 1 is behind wendy's cursor {cursor}, resubscribing: {marker:?}");
-        wendy
-            .send(frame(Command::Unsubscribe, &[("id", &sub)]))
-            .await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let sub = "t";
+    let asked = Instant::now();
+    let (replayed, marker) = wendy
+        .timeline(sub, ROOM, &[("x-since-seq", &since), ("x-epoch", &epoch)])
+        .await;
+    eprintln!(
+        "resumed from seq {cursor} on node 1 in {:?}: {marker:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        marker.get("x-recovered"),
+        Some("true"),
+        "node 1 resumes wendy from seq {cursor} in one SUBSCRIBE: {marker:?}"
+    );
+    let head = marker
+        .get("x-head-seq")
+        .and_then(|h| h.parse::<u64>().ok())
+        .expect("x-head-seq");
+    assert!(head >= cursor, "{marker:?}");
     assert_gapless(&replayed, cursor + 1, "the replay on node 1");
+    assert_eq!(
+        replayed.last().map_or(cursor, |e| e.seq),
+        head,
+        "the replay reaches the head it reports: {marker:?}"
+    );
     // Records node 3 appended just before it died may reach node 1 after
     // the replay: they follow live.
     let after = wendy
-        .timeline_until(&sub, cursor, replayed, max_receipted)
+        .timeline_until(sub, cursor, replayed, max_receipted)
         .await;
     let mut resumed = before.clone();
     resumed.extend(after.iter().cloned());
@@ -1194,15 +1193,10 @@ async fn killed_node_mid_stream(cluster: &mut Cluster) {
 /// store reads the chat log from its beginning, records its first life
 /// appended included. Its new clients' commands must be answered by their
 /// own records: a post's RECEIPT comes once that post is stored and names
-/// it by its `x-seq`.
-///
-/// Ignored: it fails today (see the session report). Request ids restart
-/// at 1 in every process (`chat-plugin/src/cluster/pending.rs`) and a
-/// record is matched to a waiting command by node id and request id only
-/// (`chat-plugin/src/cluster/apply.rs`), so the old records answer the
-/// new commands while the node catches up.
+/// it by its `x-seq`. (Request ids restart at 1 with every start; a record
+/// answers a waiting command only if this start appended it: node id and
+/// incarnation, `chat-plugin/src/cluster/apply.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a restarted node answers new commands with its old records"]
 async fn a_restarted_node_answers_new_commands_with_their_own_records() {
     let (_serial, mut cluster) = serial_cluster().await;
     bounded("node started again", restarted_node(&mut cluster)).await;
@@ -1253,15 +1247,39 @@ async fn restarted_node(cluster: &mut Cluster) {
             .await;
         answers.push((id.clone(), r));
     }
-    let on_1 = owner.history_until(ROOM, last + SECOND_LIFE as u64).await;
+    let head = last + SECOND_LIFE as u64;
+    let on_1 = owner.history_until(ROOM, head).await;
+    assert_gapless(&on_1, 1, "node 1's history");
+    let mut seqs = Vec::new();
     for (id, r) in &answers {
+        assert_eq!(r.get("x-error"), None, "{id}: {r:?}");
+        assert_eq!(r.get("x-duplicate"), None, "{id} is a new post: {r:?}");
+        assert_eq!(r.get("x-epoch"), Some(epoch.as_str()), "{id}: {r:?}");
         let seq = seq_of(r);
-        assert_eq!(
-            on_1.get(seq as usize - 1)
-                .and_then(|e| e.client_msg_id.as_deref()),
-            Some(id.as_str()),
-            "the RECEIPT of {id} names event {:?}: {r:?}",
-            on_1.get(seq as usize - 1)
+        assert!(
+            seq > last,
+            "{id} is stored after the first life's posts: {r:?}"
         );
+        let e = on_1.get(seq as usize - 1);
+        assert_eq!(
+            e.and_then(|e| e.client_msg_id.as_deref()),
+            Some(id.as_str()),
+            "the RECEIPT of {id} names event {e:?}: {r:?}"
+        );
+        assert_eq!(
+            e.map(|e| (e.sender.as_str(), e.body.as_str())),
+            Some(("wendy", format!("second life {id}").as_str())),
+            "{e:?}"
+        );
+        seqs.push(seq);
     }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (last + 1..=head).collect::<Vec<_>>(),
+        "every second-life post stored once"
+    );
+    // The restarted node rebuilt the same room, nothing applied twice.
+    let on_3 = wendy.history_until(ROOM, head).await;
+    assert_same(&on_3, &on_1, "node 3's history after its restart");
 }

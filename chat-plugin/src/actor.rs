@@ -7,6 +7,7 @@ use crate::channels::{Channel, Channels};
 use crate::cluster::Op as LogOp;
 use crate::offline::OfflineMessage;
 use crate::record::{Member, RoomMeta};
+use crate::replay::Request;
 use crate::reply::{notify, ReplyTo};
 use crate::rooms::{Applied, Caller, Cmd, Ctx, Sub};
 use crate::state::now_ms;
@@ -24,6 +25,26 @@ use tokio::time::Instant;
 
 /// The most commands one turn takes.
 const MAX_TURN: usize = 512;
+
+/// Cluster mode: how long a resume (`x-since-seq` in the room's epoch)
+/// beyond what this replica applied waits for the room to apply up to it.
+const RESUME_WAIT: Duration = Duration::from_secs(5);
+
+/// Cluster mode: the most resumes one room holds so; more are answered
+/// at once.
+const MAX_PARKED: usize = 1024;
+
+/// Cluster mode: a timeline subscription resuming from a sequence number
+/// this replica has not applied yet (the node the client used before died
+/// after applying records this one has not applied yet): its replay waits
+/// until the room applied up to `seq`, or until `until`.
+#[derive(Debug)]
+struct Parked {
+    sub: Sub,
+    request: Request,
+    seq: u64,
+    until: Instant,
+}
 
 /// What a turn does once its writes are stored, in order.
 #[derive(Debug)]
@@ -204,6 +225,8 @@ struct Room {
     /// Cluster mode: the offset of the newest log record the room stored
     /// (records at or below it are not applied again).
     applied: Option<u64>,
+    /// Cluster mode: resumes waiting for the room to reach their cursor.
+    parked: Vec<Parked>,
 }
 
 /// The task of room `id`.
@@ -230,6 +253,7 @@ pub async fn run(ctx: Arc<Ctx>, id: String, mut rx: mpsc::Receiver<Cmd>) {
         next_prune: None,
         last_active: Instant::now(),
         applied: None,
+        parked: Vec::new(),
     };
     room.load();
     // In cluster mode retention runs as records are applied, with their
@@ -265,6 +289,9 @@ pub async fn run(ctx: Arc<Ctx>, id: String, mut rx: mpsc::Receiver<Cmd>) {
             }
         }
         room.commit(turn).await;
+        if !room.parked.is_empty() {
+            room.resume_parked(Instant::now()).await;
+        }
     }
     tracing::debug!(room = %room.env.id, "room task stopped");
 }
@@ -301,11 +328,12 @@ impl Room {
         let idle = Duration::from_secs(config.room_idle_secs);
         loop {
             let tick = self.next_tick;
-            let wake = [tick, self.channels.next_deadline(), self.next_prune]
+            let parked = self.parked.iter().map(|p| p.until).min();
+            let wake = [tick, self.channels.next_deadline(), self.next_prune, parked]
                 .into_iter()
                 .flatten()
                 .min();
-            let idle_now = self.channels.is_idle() && tick.is_none();
+            let idle_now = self.channels.is_idle() && tick.is_none() && self.parked.is_empty();
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
                 cmd = rx.recv() => return cmd,
@@ -316,6 +344,9 @@ impl Room {
                     }
                     self.channels.expire(now);
                     self.share_presence();
+                    if parked.is_some_and(|t| t <= now) {
+                        self.resume_parked(now).await;
+                    }
                     if self.next_prune.is_some_and(|t| t <= now) {
                         self.next_prune = self.retention_by_age().map(|every| now + every);
                         return Some(Cmd::Prune);
@@ -337,8 +368,39 @@ impl Room {
             Cmd::RemotePresence { node, user, online } => {
                 return turn.outs.push(Out::RemotePresence { node, user, online })
             }
+            Cmd::Subscribe {
+                sub,
+                request,
+                channel,
+            } => match self.resume_ahead(&request, channel) {
+                Some(seq) => {
+                    let until = Instant::now() + RESUME_WAIT;
+                    tracing::debug!(room = %self.env.id, seq, "resume beyond the replica's head waits");
+                    return self.parked.push(Parked {
+                        sub,
+                        request,
+                        seq,
+                        until,
+                    });
+                }
+                None => Cmd::Subscribe {
+                    sub,
+                    request,
+                    channel,
+                },
+            },
+            Cmd::Unsubscribe { session_id, id } => {
+                self.parked
+                    .retain(|p| p.sub.session_id != session_id || p.sub.id != id);
+                Cmd::Unsubscribe { session_id, id }
+            }
             cmd => cmd,
         };
+        self.run_cmd(cmd, turn);
+    }
+
+    /// Runs a command that is not a log record.
+    fn run_cmd(&mut self, cmd: Cmd, turn: &mut Turn) {
         match (&mut self.state, cmd) {
             (None, Cmd::Init(room, caller)) if self.broken.is_none() => {
                 let state = State::create(&self.env, *room, &caller, turn);
@@ -353,6 +415,74 @@ impl Room {
                 refuse(&self.env, cmd, &error, turn);
             }
         }
+    }
+
+    /// Cluster mode: the cursor of a timeline resume in the room's epoch
+    /// that is beyond what this replica applied (it is behind the node
+    /// the client used before), if it should wait for the room to get
+    /// there.
+    fn resume_ahead(&self, request: &Request, channel: Channel) -> Option<u64> {
+        let Request::Since {
+            seq,
+            epoch: Some(epoch),
+        } = request
+        else {
+            return None;
+        };
+        let state = self.state.as_ref()?;
+        let ahead = self.env.ctx.cluster.is_some()
+            && channel == Channel::Timeline
+            && *seq > state.meta.head
+            && *epoch == state.meta.epoch
+            && self.parked.len() < MAX_PARKED;
+        ahead.then_some(*seq)
+    }
+
+    /// Cluster mode: replays and attaches, in a turn of their own, the
+    /// waiting resumes whose cursor the room reached, whose room changed
+    /// (gone, another epoch), or whose wait ended at `now` (answered as if
+    /// they had not waited: `x-recovered:false`). Ends those whose
+    /// session is gone.
+    async fn resume_parked(&mut self, now: Instant) {
+        let (head, epoch) = match &self.state {
+            Some(state) => (state.meta.head, Some(state.meta.epoch.as_str())),
+            None => (0, None),
+        };
+        let mut ready = Vec::new();
+        let mut i = 0;
+        while i < self.parked.len() {
+            let p = &self.parked[i];
+            let same_epoch = matches!(
+                (&p.request, epoch),
+                (Request::Since { epoch: Some(e), .. }, Some(now_epoch)) if e == now_epoch
+            );
+            if !p.sub.mailbox.is_open() {
+                self.parked.swap_remove(i);
+            } else if p.seq <= head || !same_epoch || p.until <= now {
+                ready.push(self.parked.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        // In arrival order.
+        ready.sort_by_key(|p| p.until);
+        let mut turn = Turn::default();
+        if let Some(state) = &mut self.state {
+            state.begin_turn();
+        }
+        for p in ready {
+            turn.cmds += 1;
+            let cmd = Cmd::Subscribe {
+                sub: p.sub,
+                request: p.request,
+                channel: Channel::Timeline,
+            };
+            self.run_cmd(cmd, &mut turn);
+        }
+        self.commit(turn).await;
     }
 
     /// Applies one record of the cluster log: the command it carries,

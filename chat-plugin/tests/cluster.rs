@@ -3,18 +3,23 @@
 //! history, sequence numbers and epochs on every node, receipts after the
 //! log took the record, read markers, unread counts and membership
 //! everywhere, a client of a dead node resuming on another, a restarted
-//! node resuming from its stored offsets, presence and typing across nodes.
+//! node resuming from its stored offsets, presence and typing across nodes,
+//! a resume on a node that lags waiting for it, a node started again under
+//! its id answering its new clients with their own records.
 
 mod common;
 
 use common::{body, frame, json, seq, Peer, WAIT};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
-use stompede::cluster::MemoryLogBus;
+use stompede::cluster::{LogBackend, MemoryLogBus};
 use stompede::codec::{Command, Frame};
 use stompede::config::StoreKind;
+use stompede::plugin::{LogRecord, ReplicatedLog};
 use stompede::{Broker, BrokerHandle};
-use stompede_chat::ChatPlugin;
+use stompede_chat::{ChatPlugin, OfflineHook, OfflineMessage};
+use tokio::sync::{mpsc, watch};
 
 /// A node of the cluster on `bus`, storing in memory, or in a sled
 /// database under `dir`.
@@ -43,6 +48,73 @@ async fn node(bus: &MemoryLogBus, id: &str, dir: Option<&Path>) -> BrokerHandle 
             }
             Err(e) => panic!("node {id} does not start: {e}"),
         }
+    }
+}
+
+/// A node's side of the bus whose reading can be held: records reach the
+/// node only while the gate is open (a node that lags behind the others).
+struct Gated {
+    inner: Arc<dyn LogBackend>,
+    open: watch::Receiver<bool>,
+}
+
+/// The backend of node `id` on `bus`, and its gate (open while `true`).
+fn gated(bus: &MemoryLogBus, id: &str, open: bool) -> (Arc<dyn LogBackend>, watch::Sender<bool>) {
+    let (gate, rx) = watch::channel(open);
+    let backend = Gated {
+        inner: bus.node(id),
+        open: rx,
+    };
+    (Arc::new(backend), gate)
+}
+
+impl LogBackend for Gated {
+    fn node_id(&self) -> &str {
+        self.inner.node_id()
+    }
+
+    fn open(&self, name: &str) -> Result<Arc<dyn ReplicatedLog>, String> {
+        self.inner.open(name)
+    }
+
+    fn read(
+        &self,
+        name: &str,
+        starts: Vec<(u32, Option<u64>)>,
+    ) -> Result<mpsc::Receiver<LogRecord>, String> {
+        let mut records = self.inner.read(name, starts)?;
+        let mut open = self.open.clone();
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            while let Some(record) = records.recv().await {
+                if open.wait_for(|open| *open).await.is_err() || tx.send(record).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// A node storing in memory with `plugin`, on `backend`.
+async fn start_node(backend: Arc<dyn LogBackend>, plugin: ChatPlugin) -> BrokerHandle {
+    Broker::builder()
+        .config(common::config())
+        .store_in_memory()
+        .plugin(plugin)
+        .cluster_log(backend)
+        .build()
+        .start()
+        .await
+        .expect("node starts")
+}
+
+/// Keeps what the offline hook is told.
+struct Recorder(mpsc::UnboundedSender<OfflineMessage>);
+
+impl OfflineHook for Recorder {
+    fn offline_message(&self, message: &OfflineMessage) {
+        let _ = self.0.send(message.clone());
     }
 }
 
@@ -613,4 +685,270 @@ async fn edits_reactions_and_redactions_agree_across_nodes() {
     assert_eq!(message.body, "");
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// Reads timeline `sub` (after its SUBSCRIBE's RECEIPT) up to and with its
+/// `replay-end` marker, waiting up to `wait` for each frame: (replayed
+/// events, marker).
+async fn replay_on(peer: &mut Peer, sub: &str, wait: Duration) -> (Vec<Frame>, Frame) {
+    let mut replayed = Vec::new();
+    loop {
+        let f = peer
+            .try_frame(wait)
+            .await
+            .unwrap_or_else(|| panic!("nothing on {sub} within {wait:?}"))
+            .expect("open");
+        if f.command != Command::Message || f.get("subscription") != Some(sub) {
+            continue;
+        }
+        if f.get("x-event") == Some("replay-end") {
+            return (replayed, f);
+        }
+        replayed.push(f);
+    }
+}
+
+#[tokio::test]
+async fn a_resume_beyond_a_lagging_node_waits_until_it_caught_up() {
+    let bus = MemoryLogBus::new(2);
+    let a = node(&bus, "a", None).await;
+    let (backend, gate) = gated(&bus, "b", true);
+    let b = start_node(backend, ChatPlugin::new(common::unlimited())).await;
+    let mut alice = Peer::connect(&a, "alice").await;
+    alice.create_group("lag", "bob", false).await;
+    let mut bob_b = Peer::connect(&b, "bob").await;
+    let joined = bob_b.command("/room/lag/join", &[]).await;
+    assert_eq!(joined.get("x-error"), None, "{joined:?}");
+    let epoch = joined.get("x-epoch").expect("x-epoch").to_owned();
+    let first = seq(&alice.post("lag", "m0", "m0").await);
+
+    // Node b stops reading the log (it lags); node a goes on.
+    gate.send_replace(false);
+    let mut posted = Vec::new();
+    for i in 1..=5 {
+        let r = alice.post("lag", &format!("m{i}"), &format!("m{i}")).await;
+        assert_eq!(r.get("x-error"), None, "{r:?}");
+        posted.push(seq(&r));
+    }
+    let head = *posted.last().expect("posted");
+    // A client that saw up to the third post on node a resumes on b: b
+    // has not applied it yet, so the replay waits…
+    let cursor = posted[2];
+    let since = cursor.to_string();
+    let resume = [("x-since-seq", since.as_str()), ("x-epoch", epoch.as_str())];
+    bob_b.join_timeline("t", "lag", &resume).await;
+    // … and a resume that ends before it gets an answer is dropped.
+    bob_b.join_timeline("gone", "lag", &resume).await;
+    bob_b
+        .request(frame(Command::Unsubscribe, &[("id", "gone")]))
+        .await;
+    bob_b
+        .expect_silence_on("t", Duration::from_millis(300))
+        .await;
+    // A resume b can serve is not held up.
+    let since_first = first.to_string();
+    bob_b
+        .join_timeline(
+            "now",
+            "lag",
+            &[("x-since-seq", &since_first), ("x-epoch", &epoch)],
+        )
+        .await;
+    let (replayed, marker) = replay_on(&mut bob_b, "now", WAIT).await;
+    assert!(replayed.is_empty(), "{replayed:?}");
+    assert_eq!(marker.get("x-recovered"), Some("true"), "{marker:?}");
+    assert_eq!(marker.get("x-head-seq"), Some(since_first.as_str()));
+
+    // b catches up: the held resume replays from the cursor, whole.
+    gate.send_replace(true);
+    let (replayed, marker) = replay_on(&mut bob_b, "t", WAIT).await;
+    assert_eq!(marker.get("x-recovered"), Some("true"), "{marker:?}");
+    assert_eq!(marker.get("x-epoch"), Some(epoch.as_str()));
+    let marker_head: u64 = marker
+        .get("x-head-seq")
+        .and_then(|h| h.parse().ok())
+        .expect("x-head-seq");
+    assert!(marker_head >= cursor, "{marker:?}");
+    let mut seqs: Vec<u64> = replayed.iter().map(seq).collect();
+    assert_eq!(
+        seqs,
+        (cursor + 1..=marker_head).collect::<Vec<_>>(),
+        "the replay: {marker:?}"
+    );
+    // What b applies after the replay follows live, without a gap.
+    while seqs.last().copied().unwrap_or(cursor) < head {
+        let f = bob_b.expect(Command::Message).await;
+        if f.get("subscription") == Some("t") && f.get("x-event") == Some("message") {
+            seqs.push(seq(&f));
+        }
+    }
+    assert_eq!(seqs, (cursor + 1..=head).collect::<Vec<_>>());
+    // The dropped resume got nothing.
+    bob_b
+        .expect_silence_on("gone", Duration::from_millis(200))
+        .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_resume_beyond_a_node_that_does_not_catch_up_is_refused_after_a_while() {
+    let bus = MemoryLogBus::new(2);
+    let a = node(&bus, "a", None).await;
+    let (backend, gate) = gated(&bus, "b", true);
+    let b = start_node(backend, ChatPlugin::new(common::unlimited())).await;
+    let mut alice = Peer::connect(&a, "alice").await;
+    alice.create_group("stuck", "bob", false).await;
+    let mut bob_b = Peer::connect(&b, "bob").await;
+    let joined = bob_b.command("/room/stuck/join", &[]).await;
+    let epoch = joined.get("x-epoch").expect("x-epoch").to_owned();
+    let applied = seq(&joined);
+    gate.send_replace(false);
+    let cursor = seq(&alice.post("stuck", "unseen on b", "u").await);
+    let since = cursor.to_string();
+    let asked = tokio::time::Instant::now();
+    bob_b
+        .join_timeline(
+            "t",
+            "stuck",
+            &[("x-since-seq", &since), ("x-epoch", &epoch)],
+        )
+        .await;
+    // The wait is bounded: the answer is today's, a resume that cannot
+    // be served whole.
+    let (replayed, marker) = replay_on(&mut bob_b, "t", Duration::from_secs(15)).await;
+    let waited = asked.elapsed();
+    assert!(replayed.is_empty(), "{replayed:?}");
+    assert_eq!(marker.get("x-recovered"), Some("false"), "{marker:?}");
+    assert_eq!(marker.get("x-head-seq"), Some(applied.to_string().as_str()));
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+    // The subscription is attached as after any replay: what b applies
+    // next arrives live.
+    gate.send_replace(true);
+    let live = loop {
+        let f = bob_b.expect(Command::Message).await;
+        if f.get("subscription") == Some("t") && f.get("x-event") == Some("message") {
+            break f;
+        }
+    };
+    assert_eq!(seq(&live), cursor);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_started_again_answers_its_new_commands_with_their_own_records() {
+    const FIRST_LIFE: usize = 6;
+    const SECOND_LIFE: usize = 5;
+    let bus = MemoryLogBus::new(2);
+    let a = node(&bus, "a", None).await;
+    let (first_hook, mut first_told) = mpsc::unbounded_channel();
+    let plugin =
+        ChatPlugin::new(common::unlimited()).with_offline_hook(Arc::new(Recorder(first_hook)));
+    let c = start_node(bus.node("c"), plugin).await;
+    let mut alice = Peer::connect(&a, "alice").await;
+    alice.create_group("again", "bob,carol", false).await;
+    let mut bob = Peer::connect(&a, "bob").await;
+    bob.command("/room/again/join", &[]).await;
+    drop(bob);
+    let mut carol = Peer::connect(&c, "carol").await;
+    let joined = carol.command("/room/again/join", &[]).await;
+    let epoch = joined.get("x-epoch").expect("x-epoch").to_owned();
+    let mut last = 0;
+    for i in 0..FIRST_LIFE {
+        let r = carol
+            .post("again", &format!("first life {i}"), &format!("a-{i}"))
+            .await;
+        assert_eq!(r.get("x-error"), None, "{r:?}");
+        last = seq(&r);
+    }
+    // The first life told its offline hook about its posts.
+    for _ in 0..FIRST_LIFE {
+        tokio::time::timeout(WAIT, first_told.recv())
+            .await
+            .expect("first-life notice")
+            .expect("open");
+    }
+    drop(carol);
+    c.shutdown().await;
+
+    // Node c starts again under its id, with an empty store: it reads the
+    // whole log again, its first life's records included. It is held
+    // before it applies anything while its new client sends posts, whose
+    // request ids are those of the first life's posts.
+    let (backend, gate) = gated(&bus, "c", false);
+    let (hook, mut told) = mpsc::unbounded_channel();
+    let plugin = ChatPlugin::new(common::unlimited()).with_offline_hook(Arc::new(Recorder(hook)));
+    let c = start_node(backend, plugin).await;
+    let mut carol = Peer::connect(&c, "carol").await;
+    let ids: Vec<String> = (0..SECOND_LIFE).map(|i| format!("b-{i}")).collect();
+    for id in &ids {
+        carol
+            .send(
+                frame(
+                    Command::Send,
+                    &[
+                        ("destination", "/room/again"),
+                        ("x-client-msg-id", id),
+                        ("receipt", id),
+                    ],
+                )
+                .body(format!("second life {id}")),
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.send_replace(true);
+    let mut answers = Vec::new();
+    while answers.len() < SECOND_LIFE {
+        let f = carol.frame().await;
+        if f.command == Command::Receipt {
+            answers.push(f);
+        }
+    }
+    let head = last + SECOND_LIFE as u64;
+    let on_a = history_of_len(&mut alice, "again", head as usize).await;
+    let mut seqs = Vec::new();
+    for r in &answers {
+        let id = r.get("receipt-id").expect("receipt-id");
+        assert_eq!(r.get("x-error"), None, "{r:?}");
+        assert_eq!(r.get("x-duplicate"), None, "{r:?}");
+        assert_eq!(r.get("x-epoch"), Some(epoch.as_str()), "{r:?}");
+        let s = seq(r);
+        assert!(s > last, "{id} answered by an old record: {r:?}");
+        let event = &on_a[s as usize - 1];
+        assert_eq!(
+            (event.sender.as_str(), event.body.as_str()),
+            ("carol", format!("second life {id}").as_str()),
+            "the RECEIPT of {id} names its own post: {r:?}"
+        );
+        seqs.push(s);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (last + 1..=head).collect::<Vec<_>>());
+    let on_c = history_of_len(&mut carol, "again", head as usize).await;
+    assert_eq!(on_c, on_a, "the restarted node rebuilt the same room");
+
+    // Rebuilding does not tell the offline hook about the first life's
+    // posts again: it hears of the new posts only.
+    let mut notices = Vec::new();
+    for _ in 0..SECOND_LIFE {
+        let notice = tokio::time::timeout(WAIT, told.recv())
+            .await
+            .expect("notice")
+            .expect("open");
+        notices.push(notice.seq);
+    }
+    assert_eq!(notices, (last + 1..=head).collect::<Vec<_>>());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), told.recv())
+            .await
+            .is_err(),
+        "nothing more"
+    );
+    a.shutdown().await;
+    c.shutdown().await;
 }

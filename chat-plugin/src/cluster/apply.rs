@@ -29,7 +29,7 @@ pub async fn apply_record(ctx: &Arc<Ctx>, record: LogRecord) {
         return;
     };
     // This node id appended it (in this start or an earlier one) …
-    let here = cluster.from_this_node(&entry);
+    let here = cluster.is_this_node(&entry);
     // … and this start did.
     let ours = cluster.is_ours(&entry);
     if entry.room.is_empty() {

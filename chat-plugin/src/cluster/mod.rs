@@ -69,7 +69,7 @@ impl Cluster {
     }
 
     /// Whether this node id appended `entry` (in this start or before).
-    pub fn from_this_node(&self, entry: &Entry) -> bool {
+    pub fn is_this_node(&self, entry: &Entry) -> bool {
         entry.origin == self.node
     }
 
@@ -77,7 +77,7 @@ impl Cluster {
     /// record answers a waiting command, tells the offline hooks, and is
     /// applied however old it is.
     pub fn is_ours(&self, entry: &Entry) -> bool {
-        entry.incarnation == self.incarnation && self.from_this_node(entry)
+        entry.incarnation == self.incarnation && self.is_this_node(entry)
     }
 
     /// Appends `op` by `caller` on `room` to the room's partition. The

@@ -128,7 +128,7 @@ impl ReplicatedLog for KafkaLog {
     fn append(&self, partition: u32, payload: Bytes) -> AppendFuture {
         match self
             .bridge
-            .send(&self.topic, partition, None, &payload, false)
+            .send(&self.topic, partition, None, &payload, Some(ORIGIN_HEADER))
         {
             Ok(published) => published,
             Err(e) => Box::pin(std::future::ready(Err(e.to_string()))),

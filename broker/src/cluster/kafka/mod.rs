@@ -32,7 +32,7 @@ use std::sync::{Arc, Weak};
 /// How long a reader pauses after an error from its consumer.
 const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Kafka header naming the node that produced a record.
+/// Kafka header naming the node that appended a plugin log record.
 const ORIGIN_HEADER: &str = "stompede-origin";
 /// Kafka header set on records the producing node already delivered to its
 /// own subscribers (while Kafka was unreachable).

@@ -1,7 +1,7 @@
 //! What this node sends to Kafka: topic and queue messages from its
 //! clients, and plugin log records.
 
-use super::{KafkaBridge, DELIVERED_HEADER, ORIGIN_HEADER};
+use super::{KafkaBridge, DELIVERED_HEADER};
 use crate::cluster::partition::partition_for;
 use crate::store::encode_message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -42,13 +42,10 @@ impl KafkaBridge {
     ) -> Result<Published, PublishError> {
         let partition = partition_for(key, self.partitions);
         let topic = self.names.topics.clone();
-        self.send(
-            &topic,
-            partition,
-            Some(key),
-            &encode_message(message),
-            delivered_here,
-        )
+        // The mark is the only header: Kafka-compatible servers store
+        // headers per record, and most records need none.
+        let mark = delivered_here.then_some(DELIVERED_HEADER);
+        self.send(&topic, partition, Some(key), &encode_message(message), mark)
     }
 
     /// Sends a message to queue `name` of the cluster: one partition after
@@ -67,33 +64,29 @@ impl KafkaBridge {
             partition,
             Some(name),
             &encode_message(message),
-            false,
+            None,
         )
     }
 
-    /// Sends one record to `partition` of `topic`.
+    /// Sends one record to `partition` of `topic`, with the header
+    /// `node_header` naming this node if given.
     pub(crate) fn send(
         &self,
         topic: &str,
         partition: u32,
         key: Option<&str>,
         payload: &[u8],
-        delivered_here: bool,
+        node_header: Option<&str>,
     ) -> Result<Published, PublishError> {
-        let mut headers = OwnedHeaders::new().insert(Header {
-            key: ORIGIN_HEADER,
-            value: Some(self.node_id.as_bytes()),
-        });
-        if delivered_here {
-            headers = headers.insert(Header {
-                key: DELIVERED_HEADER,
-                value: Some(self.node_id.as_bytes()),
-            });
-        }
         let mut record = FutureRecord::<str, [u8]>::to(topic)
             .partition(partition as i32)
-            .payload(payload)
-            .headers(headers);
+            .payload(payload);
+        if let Some(name) = node_header {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: name,
+                value: Some(self.node_id.as_bytes()),
+            }));
+        }
         if let Some(key) = key {
             record = record.key(key);
         }

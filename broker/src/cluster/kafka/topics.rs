@@ -2,11 +2,11 @@
 //! its subscribers need and delivers each record to them, so all nodes
 //! deliver a destination's messages in its partition's order.
 //!
-//! Every partition is assigned, but a partition no subscriber of this node
-//! needs is paused (not fetched): a node reads only the traffic it
-//! delivers. When a partition becomes needed, the reader moves it to the
-//! partition's end as of now and resumes it; the SUBSCRIBE that needed it
-//! waits for that, so its RECEIPT promises every message sent after it.
+//! A partition no subscriber of this node needs is not assigned (not
+//! fetched): a node reads only the traffic it delivers. When a partition
+//! becomes needed, the reader adds it to its assignment at the partition's
+//! end as of now; the SUBSCRIBE that needed it waits for that, so its
+//! RECEIPT promises every message sent after it.
 
 use super::client::{self, NodeContext};
 use super::{KafkaBridge, DELIVERED_HEADER};
@@ -98,8 +98,8 @@ impl Interest {
     }
 }
 
-/// Assigns every partition of the topic stream, paused, and reads those
-/// this node's subscribers need.
+/// Starts the reader of the topic stream: it reads the partitions this
+/// node's subscribers need.
 pub(super) fn start(
     bridge: &Arc<KafkaBridge>,
     shared: Weak<Shared>,
@@ -109,19 +109,9 @@ pub(super) fn start(
         client::consumer(&bridge.config, &bridge.node_id, "topics", &group)
             .create_with_context(NodeContext::new(Arc::clone(&bridge.health)))
             .map_err(|e| format!("cannot create the topic consumer: {e}"))?;
-    let topic = bridge.names.topics.clone();
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..bridge.partitions {
-        assignment
-            .add_partition_offset(&topic, partition as i32, Offset::End)
-            .map_err(|e| e.to_string())?;
-    }
     consumer
-        .assign(&assignment)
+        .assign(&TopicPartitionList::new())
         .map_err(|e| format!("cannot read the topic stream: {e}"))?;
-    consumer
-        .pause(&assignment)
-        .map_err(|e| format!("cannot pause the topic stream: {e}"))?;
     let (changes, mut wanted) = mpsc::unbounded_channel();
     let interest = Arc::new(Interest {
         partitions: bridge.partitions,
@@ -190,9 +180,9 @@ pub(super) fn start(
 }
 
 /// Brings the reading of `partition` in line with the interest in it:
-/// starts it from the partition's end as of now, or pauses it. Idempotent,
-/// so changes that cancel each other out leave a partition being read as
-/// it was (no skipped records for its subscribers).
+/// adds it to the assignment at the partition's end as of now, or takes it
+/// out. Idempotent, so changes that cancel each other out leave a partition
+/// being read as it was (no skipped records for its subscribers).
 async fn follow(
     bridge: &KafkaBridge,
     consumer: &Arc<StreamConsumer<NodeContext>>,
@@ -205,13 +195,11 @@ async fn follow(
         return;
     };
     let topic = bridge.names.topics.clone();
-    let mut list = TopicPartitionList::new();
-    list.add_partition(&topic, partition as i32);
     match (want, *is_read) {
         (true, false) => {
             let reader = Arc::clone(consumer);
             let reachable = bridge.health.is_reachable();
-            let moved = tokio::task::spawn_blocking(move || {
+            let added = tokio::task::spawn_blocking(move || {
                 let end = match reachable {
                     true => reader
                         .fetch_watermarks(&topic, partition as i32, WATERMARK_TIMEOUT)
@@ -221,24 +209,27 @@ async fn follow(
                 let mut at = TopicPartitionList::new();
                 at.add_partition_offset(&topic, partition as i32, end)
                     .map_err(|e| e.to_string())?;
-                reader
-                    .seek_partitions(at, WATERMARK_TIMEOUT)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                reader.incremental_assign(&at).map_err(|e| e.to_string())
             })
-            .await;
-            if let Ok(Err(e)) | Err(e) = moved.map_err(|e| e.to_string()) {
-                tracing::warn!(partition, error = %e, "cannot move a topic partition to its end");
-            }
-            match consumer.resume(&list) {
-                Ok(()) => *is_read = true,
-                Err(e) => tracing::warn!(partition, error = %e, "cannot resume a topic partition"),
+            .await
+            .map_err(|e| e.to_string());
+            match added {
+                Ok(Ok(())) => *is_read = true,
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(partition, error = %e, "cannot start reading a topic partition")
+                }
             }
         }
-        (false, true) => match consumer.pause(&list) {
-            Ok(()) => *is_read = false,
-            Err(e) => tracing::warn!(partition, error = %e, "cannot pause a topic partition"),
-        },
+        (false, true) => {
+            let mut list = TopicPartitionList::new();
+            list.add_partition(&topic, partition as i32);
+            match consumer.incremental_unassign(&list) {
+                Ok(()) => *is_read = false,
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "cannot stop reading a topic partition")
+                }
+            }
+        }
         _ => {}
     }
     if want {
