@@ -336,7 +336,13 @@ impl BrokerProcess {
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             while std::time::Instant::now() < deadline && process.is_alive() {
                 if TcpStream::connect(tcp).await.is_ok() && TcpStream::connect(ws).await.is_ok() {
-                    return process;
+                    // Another process may hold a port we picked: ours then
+                    // exits at once on its failed bind.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if process.is_alive() {
+                        return process;
+                    }
+                    break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
