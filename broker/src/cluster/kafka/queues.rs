@@ -213,24 +213,20 @@ struct RejoinWatch {
 /// also leave a node's share unchanged).
 const REJOIN_COOLDOWN: Duration = Duration::from_secs(30);
 
+/// The partition numbers of `list`, sorted.
+fn sorted_partitions(list: &TopicPartitionList) -> Vec<i32> {
+    let mut partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+    partitions.sort_unstable();
+    partitions
+}
+
 impl RejoinWatch {
     fn revoked(&self, partitions: &TopicPartitionList) {
-        let mut list: Vec<i32> = partitions
-            .elements()
-            .iter()
-            .map(|e| e.partition())
-            .collect();
-        list.sort_unstable();
-        *crate::session::outbox::lock(&self.revoked) = list;
+        *crate::session::outbox::lock(&self.revoked) = sorted_partitions(partitions);
     }
 
     fn assigned(&self, partitions: &TopicPartitionList) {
-        let mut list: Vec<i32> = partitions
-            .elements()
-            .iter()
-            .map(|e| e.partition())
-            .collect();
-        list.sort_unstable();
+        let list = sorted_partitions(partitions);
         let revoked = std::mem::take(&mut *crate::session::outbox::lock(&self.revoked));
         if list.is_empty() || list != revoked {
             return;
