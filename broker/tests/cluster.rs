@@ -287,7 +287,8 @@ async fn a_durable_subscription_resumes_on_another_node() {
     let nodes = start_nodes(&kafka, 3).await;
     let mut reader = client(&nodes[0], "reader").await;
     subscribe_durable(&mut reader).await;
-    wait_for_queue_group(&[&nodes[0]]).await;
+    // Everything after the SUBSCRIBE's RECEIPT is kept, even before the
+    // subscription's group has its partitions.
     let mut publisher = client(&nodes[1], "publisher").await;
     for i in 0..5 {
         send_receipted(&mut publisher, "/topic/feed", &format!("m-{i}")).await;

@@ -47,6 +47,10 @@ impl Bridge {
         match *self {}
     }
 
+    pub(crate) async fn durable_created(self: &Arc<Self>, _queue: &str) {
+        match **self {}
+    }
+
     pub(crate) fn is_reachable(&self) -> bool {
         match *self {}
     }

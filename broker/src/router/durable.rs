@@ -89,12 +89,13 @@ impl DurableBindings {
     }
 
     /// Binds `queue_name` to `topic` (idempotent; a subscription that comes
-    /// back with another topic is re-bound) and returns the queue.
+    /// back with another topic is re-bound) and returns the queue, and
+    /// whether the subscription is new.
     pub(crate) fn bind(
         &self,
         topic: &ByteString,
         queue_name: &ByteString,
-    ) -> Result<QueueHandle, StoreError> {
+    ) -> Result<(QueueHandle, bool), StoreError> {
         let mut bindings = write(&self.bindings);
         if let Some(b) = bindings.iter_mut().find(|b| b.queue_name == *queue_name) {
             if b.topic != *topic {
@@ -103,7 +104,7 @@ impl DurableBindings {
                 b.topic = topic.clone();
                 b.pattern = Pattern::parse(topic);
             }
-            return Ok(b.queue.clone());
+            return Ok((b.queue.clone(), false));
         }
         self.store
             .put_meta(&meta_key(queue_name), topic.as_bytes())?;
@@ -114,7 +115,7 @@ impl DurableBindings {
             queue_name: queue_name.clone(),
             queue: queue.clone(),
         });
-        Ok(queue)
+        Ok((queue, true))
     }
 
     /// Removes a durable subscription and every message queued for it.

@@ -609,7 +609,11 @@ impl<T: Transport> Session<T> {
         match route {
             Route::Topic => match self.durable_subscription_name(frame, &id)? {
                 Some(queue_name) => {
-                    let queue = self.shared.router.durable.bind(&destination, &queue_name)?;
+                    let (queue, created) =
+                        self.shared.router.durable.bind(&destination, &queue_name)?;
+                    if let (true, Some(bridge)) = (created, &self.shared.cluster) {
+                        bridge.durable_created(&queue_name).await;
+                    }
                     self.add_queue_subscription(frame, id, queue, ack).await?;
                 }
                 None => {

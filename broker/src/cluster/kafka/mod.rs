@@ -55,6 +55,11 @@ impl TopicNames {
         }
     }
 
+    /// The consumer group of durable subscription queue `queue`.
+    pub(crate) fn durable_group(&self, queue: &str) -> String {
+        format!("{}.durable{queue}", self.prefix)
+    }
+
     /// The Kafka topic of plugin log `name`.
     pub(crate) fn plugin_log(&self, name: &str) -> String {
         format!("{}.plugin.{name}", self.prefix)
@@ -157,6 +162,14 @@ impl KafkaBridge {
         if let (Some(interest), true) = (self.interest.get(), self.is_reachable()) {
             let pattern = crate::router::wildcard::Pattern::parse(key).is_some();
             interest.ready(key, pattern).await;
+        }
+    }
+
+    /// A durable subscription was just created: its messages start now
+    /// (best effort: on failure it starts when its group first reads).
+    pub(crate) async fn durable_created(self: &Arc<Self>, queue: &str) {
+        if let Err(e) = queues::start_durable_from_now(self, queue).await {
+            tracing::warn!(queue, error = %e, "cannot fix where a new durable subscription starts");
         }
     }
 

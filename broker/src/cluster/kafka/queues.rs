@@ -436,7 +436,7 @@ impl QueueFeed {
     fn group(&self) -> String {
         match self.selection {
             Selection::Queue => format!("{}.{}", self.bridge.names.queues, self.queue),
-            Selection::Durable(..) => format!("{}.durable{}", self.bridge.names.prefix, self.queue),
+            Selection::Durable(..) => self.bridge.names.durable_group(&self.queue),
         }
     }
 
@@ -601,6 +601,56 @@ impl QueueFeed {
             }
         }
     }
+}
+
+/// Makes the new durable subscription `queue` start at the topic stream's
+/// end as of now: unless its group has offsets already, commits the
+/// partitions' high watermarks for it before anyone joins it, so its SUBSCRIBE's RECEIPT promises every message
+/// published after it (a group's own start would be "latest" at its first
+/// fetch, a moment later).
+pub(super) async fn start_durable_from_now(
+    bridge: &Arc<KafkaBridge>,
+    queue: &str,
+) -> Result<(), String> {
+    let group = bridge.names.durable_group(queue);
+    let topic = bridge.names.topics.clone();
+    let partitions = bridge.partitions;
+    let consumer: rdkafka::consumer::BaseConsumer<NodeContext> =
+        client::consumer(&bridge.config, &bridge.node_id, "durable-start", &group)
+            .create_with_context(NodeContext::new(Arc::clone(&bridge.health)))
+            .map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        // Bound on another node before (this node has not seen it): the
+        // group has offsets already, and they are where it resumes.
+        let mut all = TopicPartitionList::new();
+        for partition in 0..partitions as i32 {
+            all.add_partition(&topic, partition);
+        }
+        let committed = consumer
+            .committed_offsets(all, REBALANCE_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        if committed
+            .elements()
+            .iter()
+            .any(|e| matches!(e.offset(), Offset::Offset(_)))
+        {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for partition in 0..partitions as i32 {
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, partition, REBALANCE_TIMEOUT)
+                .map_err(|e| e.to_string())?;
+            offsets
+                .add_partition_offset(&topic, partition, Offset::Offset(high))
+                .map_err(|e| e.to_string())?;
+        }
+        consumer
+            .commit(&offsets, CommitMode::Sync)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Commits what was settled since the last commit.
