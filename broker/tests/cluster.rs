@@ -455,11 +455,17 @@ async fn the_cluster_recovers_when_kafka_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_kafka_stops_the_start_unless_degraded_is_allowed() {
-    let port = common::free_port();
+    // A port bound but not listening: connections to it are refused, and
+    // no other test's server can take it while this socket holds it.
+    let closed = tokio::net::TcpSocket::new_v4().expect("socket");
+    closed
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let port = closed.local_addr().expect("addr").port();
     let kafka = format!("127.0.0.1:{port}");
     let config = std::env::temp_dir().join(format!("stompede-cluster-{port}.toml"));
     std::fs::write(&config, node_config(&kafka, "lonely", "")).expect("config");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stompede"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stompede"))
         .arg("--config")
         .arg(&config)
         .args([
@@ -468,8 +474,15 @@ async fn unreachable_kafka_stops_the_start_unless_degraded_is_allowed() {
             "--admin-listen=",
             "--memory-store",
         ])
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .expect("run stompede");
+    let output = tokio::time::timeout(Duration::from_secs(40), child.wait_with_output())
+        .await
+        .expect("stompede gives up on an unreachable Kafka within 40 s")
+        .expect("stompede output");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -45,14 +45,26 @@ impl Tansu {
         let dir =
             std::env::temp_dir().join(format!("stompede-tansu-{}-{stamp}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tansu dir");
-        let port = super::free_port();
         let mut tansu = Tansu {
             child: None,
-            addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+            addr: format!("127.0.0.1:{}", super::free_port())
+                .parse()
+                .expect("addr"),
             dir,
         };
-        tansu.run().await;
-        tansu
+        // A port picked free may be taken by another test's server in the
+        // meantime: then try another.
+        for _attempt in 0..3 {
+            match tansu.run().await {
+                Ok(()) => return tansu,
+                Err(e) => eprintln!("tansu did not start on {}: {e}", tansu.addr),
+            }
+            tansu.stop();
+            tansu.addr = format!("127.0.0.1:{}", super::free_port())
+                .parse()
+                .expect("addr");
+        }
+        panic!("tansu did not start on free ports:\n{}", tansu.log());
     }
 
     /// `host:port` for `bootstrap_servers`.
@@ -60,7 +72,7 @@ impl Tansu {
         self.addr.to_string()
     }
 
-    async fn run(&mut self) {
+    async fn run(&mut self) -> Result<(), String> {
         let url = format!("tcp://{}", self.addr);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -90,18 +102,19 @@ impl Tansu {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return;
+                // Ours, not another process on the same port: ours would
+                // have exited on its failed bind.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if let Some(Ok(None)) = self.child.as_mut().map(|c| c.try_wait()) {
+                    return Ok(());
+                }
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("tansu exited with {status}:\n{}", self.log());
+                return Err(format!("tansu exited with {status}:\n{}", self.log()));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "tansu did not listen on {} within 30 s:\n{}",
-            self.addr,
-            self.log()
-        );
+        Err(format!("tansu did not listen within 30 s:\n{}", self.log()))
     }
 
     /// Stops the server (SIGKILL: as abrupt as a crash); storage is kept.
@@ -115,7 +128,9 @@ impl Tansu {
     /// Starts it again on the same port with the same storage.
     pub async fn restart(&mut self) {
         self.stop();
-        self.run().await;
+        if let Err(e) = self.run().await {
+            panic!("tansu did not restart on {}: {e}", self.addr);
+        }
     }
 
     /// What it logged.

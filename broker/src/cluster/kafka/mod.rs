@@ -2,8 +2,8 @@
 //!
 //! | Kafka topic | what | read by |
 //! |---|---|---|
-//! | `{prefix}.topics` | `/topic/`, `/user/`, `/reply-queue/` messages, keyed and partitioned by destination | every node, all partitions, from the end |
-//! | `{prefix}.queues` | `/queue/` messages, spread over the partitions | the consumer group `{prefix}.queues`: each partition on one node |
+//! | `{prefix}.topics` | `/topic/`, `/user/`, `/reply-queue/` messages, keyed and partitioned by destination | every node: the partitions its subscribers need, from when they need them ([`topics`]); durable subscriptions: a consumer group each ([`queues`]) |
+//! | `{prefix}.queues` | `/queue/` messages, spread over the partitions | a consumer group per queue, `{prefix}.queues./queue/name`, joined by the nodes with consumers of it: each partition on one of them |
 //! | `{prefix}.plugin.{name}` | a plugin's replicated log (chat rooms) | every node, from where its plugin resumes |
 //!
 //! A node delivers a topic message to its own subscribers only when it
