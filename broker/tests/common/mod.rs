@@ -296,10 +296,11 @@ impl BrokerProcess {
             .unwrap_or(0);
         let dir =
             std::env::temp_dir().join(format!("stompede-proc-{}-{stamp}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
         let config = dir.join("config.toml");
-        std::fs::write(&config, config_toml).expect("write config");
         for _attempt in 0..3 {
+            // (Again on a retry: the failed attempt's drop removed it.)
+            std::fs::create_dir_all(&dir).expect("scratch dir");
+            std::fs::write(&config, config_toml).expect("write config");
             let tcp: std::net::SocketAddr =
                 format!("127.0.0.1:{}", free_port()).parse().expect("addr");
             let ws: std::net::SocketAddr =
