@@ -32,30 +32,8 @@ log() { printf '[install-deploy-deps] %s\n' "$*"; }
 die() { printf '[install-deploy-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
 
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || die "not root and no sudo: cannot apt-get install"
-  SUDO=(sudo)
-fi
-command -v dpkg-query >/dev/null || die "this installer expects Debian (dpkg/apt)"
-
-# ---------------------------------------------------------------------------------------------
-# apt
-# ---------------------------------------------------------------------------------------------
-APT_UPDATED=0
-pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
-apt_install() {
-  local missing=() p
-  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
-  [ "${#missing[@]}" -eq 0 ] && return 0
-  if [ "$APT_UPDATED" -eq 0 ]; then
-    log "apt-get update (needed for: ${missing[*]})"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    APT_UPDATED=1
-  fi
-  log "apt-get install ${missing[*]}"
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=SCRIPTDIR/install-lib.sh
+source "$REPO/scripts/install-lib.sh"
 
 # nginx: the test runs its own nginx (own prefix, pid and logs) and never touches the system
 # service. On a machine with an init system, installing the package may start that service on
@@ -71,27 +49,14 @@ command -v npm >/dev/null || apt_install npm
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 20 ] || die "node $(node --version) is too old: need Node >= 20"
 
-command -v "$PYTHON" >/dev/null || apt_install python3
-if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  apt_install python3-venv
-  "$PYTHON" -c 'import venv, ensurepip' || die "$PYTHON has no working venv/ensurepip"
-fi
+require_python_venv "$PYTHON"
 
 # ---------------------------------------------------------------------------------------------
 # Python venv
 # ---------------------------------------------------------------------------------------------
-[ -f "$PY_REQS" ] || die "missing $PY_REQS"
-py_stamp_want="$(sha256sum "$PY_REQS" | cut -d' ' -f1) $("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+py_stamp_want="$(requirements_stamp "$PYTHON" "$PY_REQS")"
 py_stamp_file="$VENV/.stompede-requirements.stamp"
-if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-  log "venv at $VENV is broken (its interpreter does not start): recreating it"
-  rm -rf "$VENV"
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-  log "creating venv $VENV with $("$PYTHON" --version 2>&1)"
-  mkdir -p "$CACHE"
-  "$PYTHON" -m venv "$VENV"
-fi
+prepare_venv "$PYTHON" "$VENV"
 py_check() {
   "$VENV/bin/python" -c 'import helm_python, kubernetes_validate, yaml; helm_python.helm_sdk_version()'
 }

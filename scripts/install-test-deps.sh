@@ -26,33 +26,12 @@ log() { printf '[install-test-deps] %s\n' "$*"; }
 die() { printf '[install-test-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
 
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || die "not root and no sudo: cannot apt-get install"
-  SUDO=(sudo)
-fi
+# shellcheck source=SCRIPTDIR/install-lib.sh
+source "$REPO/scripts/install-lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # apt
 # ---------------------------------------------------------------------------------------------
-APT_UPDATED=0
-pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
-
-apt_install() {
-  local missing=()
-  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
-  [ "${#missing[@]}" -eq 0 ] && return 0
-  if [ "$APT_UPDATED" -eq 0 ]; then
-    log "apt-get update (needed for: ${missing[*]})"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    APT_UPDATED=1
-  fi
-  log "apt-get install ${missing[*]}"
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-}
-
-command -v dpkg-query >/dev/null || die "this installer expects Debian (dpkg/apt)"
-
 # Chromium for the browser suite. /usr/bin/chromium is what the suite launches.
 apt_install chromium
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after installing the chromium package"
@@ -71,28 +50,15 @@ fi
 log "node $(node --version), npm $(npm --version 2>/dev/null)"
 
 # Python with venv + ensurepip.
-command -v "$PYTHON" >/dev/null || apt_install python3
-if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  apt_install python3-venv
-  "$PYTHON" -c 'import venv, ensurepip' || die "$PYTHON has no working venv/ensurepip"
-fi
+require_python_venv "$PYTHON"
 
 # ---------------------------------------------------------------------------------------------
 # Python venv
 # ---------------------------------------------------------------------------------------------
-[ -f "$PY_REQS" ] || die "missing $PY_REQS"
-py_stamp_want="$(sha256sum "$PY_REQS" | cut -d' ' -f1) $("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+py_stamp_want="$(requirements_stamp "$PYTHON" "$PY_REQS")"
 py_stamp_file="$VENV/.stompede-requirements.stamp"
 
-if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-  log "venv at $VENV is broken (its interpreter does not start): recreating it"
-  rm -rf "$VENV"
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-  log "creating venv $VENV with $("$PYTHON" --version 2>&1)"
-  mkdir -p "$CACHE"
-  "$PYTHON" -m venv "$VENV"
-fi
+prepare_venv "$PYTHON" "$VENV"
 if [ "$(cat "$py_stamp_file" 2>/dev/null || true)" = "$py_stamp_want" ] \
    && "$VENV/bin/python" -c 'import stomp, pytest, pytest_timeout' >/dev/null 2>&1; then
   log "python packages up to date in $VENV"

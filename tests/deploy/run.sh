@@ -40,7 +40,7 @@ if [ -z "${STOMPEDE_BIN:-}" ]; then
   export STOMPEDE_BIN="$CARGO_TARGET_DIR/debug/stompede"
 fi
 
-stage "shellcheck" shellcheck -x deploy/local-cluster.sh scripts/install-deploy-deps.sh tests/deploy/*.sh
+stage "shellcheck" shellcheck -x deploy/local-cluster.sh scripts/install-deploy-deps.sh scripts/install-lib.sh tests/deploy/*.sh
 stage "validate (docker, k8s, helm)" "$VENV/bin/python" tests/deploy/validate.py --stompede "$STOMPEDE_BIN"
 stage "nginx + 2 nodes + stompjs" tests/deploy/nginx-test.sh
 if [ "$SKIP_LOCAL_CLUSTER" = 1 ]; then
