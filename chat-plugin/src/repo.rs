@@ -248,16 +248,22 @@ pub fn events(
     if from > to || limit == 0 {
         return Ok(Vec::new());
     }
-    let start = event_key(room, from);
-    let end = match to.checked_add(1) {
-        Some(after) => event_key(room, after),
-        None => prefix_end(&key(b'e', room, b"")),
-    };
+    let (start, end) = event_range(room, from, to);
     store
         .range(&start, &end, reverse, limit)?
         .into_iter()
         .map(|(_, v)| Event::decode(&v).ok_or_else(|| damaged("event")))
         .collect()
+}
+
+/// The store keys of `room`'s events with `from <= seq <= to`: start
+/// (inclusive) and end (exclusive).
+fn event_range(room: &str, from: u64, to: u64) -> (Vec<u8>, Vec<u8>) {
+    let end = match to.checked_add(1) {
+        Some(after) => event_key(room, after),
+        None => prefix_end(&key(b'e', room, b"")),
+    };
+    (event_key(room, from), end)
 }
 
 /// Up to `limit` events with `from <= seq <= to`, ascending, as they are
@@ -273,11 +279,7 @@ pub fn pending_events(
     if from > to || limit == 0 {
         return Ok(Vec::new());
     }
-    let start = event_key(room, from);
-    let end = match to.checked_add(1) {
-        Some(after) => event_key(room, after),
-        None => prefix_end(&key(b'e', room, b"")),
-    };
+    let (start, end) = event_range(room, from, to);
     let within = |k: &Vec<u8>| k.as_slice() >= start.as_slice() && k.as_slice() < end.as_slice();
     let deletes = pending
         .iter()
