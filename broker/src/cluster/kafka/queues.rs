@@ -302,15 +302,13 @@ impl ConsumerContext for GroupContext {
         let mut taken = Vec::new();
         for element in committed.elements() {
             let partition = element.partition();
-            let high = consumer
+            let (low, high) = consumer
                 .fetch_watermarks(&self.topic, partition, REBALANCE_TIMEOUT)
-                .map_or(0, |(_, high)| high);
+                .unwrap_or((0, 0));
             let start = match element.offset() {
                 Offset::Offset(n) => n,
                 // Nothing committed yet: the group starts at the oldest record.
-                _ => consumer
-                    .fetch_watermarks(&self.topic, partition, REBALANCE_TIMEOUT)
-                    .map_or(0, |(low, _)| low),
+                _ => low,
             };
             self.tracker.assign(partition as u32, start, high);
             taken.push(partition);
